@@ -1,0 +1,25 @@
+"""Test configuration shared by the whole suite.
+
+Nothing here imports oauth2_store: under ``--typeguard-packages=oauth2_store`` the package must be
+imported after typeguard's import hook is installed, which happens after conftest files load.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import typeguard
+from hypothesis import HealthCheck, settings
+
+
+def _raise_type_error(error: typeguard.TypeCheckError, memo: typeguard.TypeCheckMemo) -> NoReturn:
+    """Report an annotation violation as the TypeError a wrong argument type is in Python."""
+    raise TypeError(f"typeguard: {error}") from error
+
+
+# Only has an effect in the typeguard run: uninstrumented code never calls it.
+typeguard.config.typecheck_fail_callback = _raise_type_error
+
+# Instrumented code is several times slower, and the machines are shared: no per-example deadline.
+settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("default")
