@@ -1,0 +1,345 @@
+"""Versioned byte formats for records: what a store writes to a shared cache, and reads back.
+
+Every payload starts with a header naming its record kind and format version, then a compact JSON
+array of the fields in a fixed order::
+
+    token:1:["client-id","authorization_code","<token>",1700000000,"<refresh>",null,"user-1",["read"],{}]
+
+Decoding dispatches on the header. A codec keeps the decoders of every format it ever wrote, so
+records written by an older release stay readable after the format moves on; version 0 is the JSON
+object python-oauth2's redis store wrote (``json.dumps(record.__dict__)``), which has no header.
+
+Payloads come from a cache others can write to, so decoding trusts nothing: it never unpickles or
+evaluates, it checks every field, and any defect raises :class:`~oauth2_store.error.CodecError`
+saying what was wrong (never what the payload held). No other exception escapes ``decode``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Generic, NoReturn, TypeVar
+
+from oauth2_store.error import CodecError, RecordError
+from oauth2_store.json_data import FrozenJSON
+from oauth2_store.models import AccessToken, AuthorizationCode, Client, CodeChallengeMethod
+
+__all__ = ["ACCESS_TOKEN_CODEC", "AUTH_CODE_CODEC", "CLIENT_CODEC", "RecordCodec"]
+
+R = TypeVar("R")
+
+Loader = Callable[[object], R]
+"""Turns the parsed JSON of one format version into a record; raises CodecError or RecordError."""
+
+_HEADER = re.compile(rb"([a-z]{1,16}):(0|[1-9][0-9]{0,8}):")
+_LEGACY_VERSION = 0
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not allowed in a record")
+
+
+def _frozen_json_object(value: object) -> Mapping[str, object]:
+    if isinstance(value, FrozenJSON):
+        return value.json_object()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+_ENCODER = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":"), default=_frozen_json_object
+)
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+
+
+class RecordCodec(Generic[R]):
+    """Encodes one record kind to bytes and decodes it back, across format versions.
+
+    Args:
+        kind: The record kind written in every header (``"token"``, ``"code"``, ``"client"``).
+        record_type: The record class, for messages.
+        version: The format version :meth:`encode` writes.
+        dump: Turns a record into the JSON array of format ``version``.
+        loaders: The decoder of every readable format version, ``version`` included. Version 0
+            means a header-less JSON object (python-oauth2's format).
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        record_type: type[R],
+        version: int,
+        dump: Callable[[R], list[object]],
+        loaders: Mapping[int, Loader[R]],
+    ) -> None:
+        if version not in loaders:
+            raise ValueError(f"no loader for the version {version} that {kind} records are written in")
+        self.kind = kind
+        self.record_type = record_type
+        self.version = version
+        self._dump = dump
+        self._loaders = dict(loaders)
+        self._header = f"{kind}:{version}:".encode("ascii")
+
+    def encode(self, record: R) -> bytes:
+        """Return the payload of ``record`` in the current format version."""
+        return self._header + _ENCODER.encode(self._dump(record)).encode("utf-8")
+
+    def decode(self, payload: bytes) -> R:
+        """Return the record ``payload`` holds, whatever readable format version wrote it.
+
+        Raises:
+            CodecError: the payload is corrupt or truncated, holds another record kind or an
+                unknown version, is not valid JSON, or has a missing or invalid field.
+        """
+        what = f"{self.kind} record"
+        if payload[:1] == b"{":
+            version, body = _LEGACY_VERSION, payload
+        else:
+            header = _HEADER.match(payload)
+            if header is None:
+                raise CodecError(f"not a {what}: the payload has no valid header")
+            if header[1].decode("ascii") != self.kind:
+                raise CodecError(f"not a {what}: the payload holds a {header[1].decode('ascii')!r} record")
+            version, body = int(header[2]), payload[header.end() :]
+        loader = self._loaders.get(version)
+        if loader is None:
+            raise CodecError(f"cannot read {what}: unknown format version {version}")
+        try:
+            parsed: object = _DECODER.decode(body.decode("utf-8"))
+        except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+            raise CodecError(f"cannot read {what} (version {version}): invalid JSON ({type(error).__name__})") from None
+        try:
+            return loader(parsed)
+        except RecordError as error:
+            raise CodecError(f"invalid {what} (version {version}): {error}") from None
+        except CodecError as error:
+            raise CodecError(f"invalid {what} (version {version}): {error}") from None
+
+
+# Type narrowing for parsed JSON. The records validate values; these only check JSON types, so
+# that a record is never built from a value of the wrong type.
+
+
+def _fields(parsed: object, count: int) -> list[object]:
+    if not isinstance(parsed, list):
+        raise CodecError(f"expected a JSON array, got {_json_type(parsed)}")
+    if len(parsed) != count:
+        raise CodecError(f"expected {count} fields, got {len(parsed)}")
+    return parsed
+
+
+def _object(parsed: object) -> dict[str, object]:
+    if not isinstance(parsed, dict):
+        raise CodecError(f"expected a JSON object, got {_json_type(parsed)}")
+    return parsed
+
+
+def _str(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise CodecError(f"{field} must be a string, got {_json_type(value)}")
+    return value
+
+
+def _opt_str(value: object, field: str) -> str | None:
+    return None if value is None else _str(value, field)
+
+
+def _int(value: object, field: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise CodecError(f"{field} must be an integer, got {_json_type(value)}")
+    return value
+
+
+def _opt_int(value: object, field: str) -> int | None:
+    return None if value is None else _int(value, field)
+
+
+def _str_list(value: object, field: str) -> list[str]:
+    if not isinstance(value, list):
+        raise CodecError(f"{field} must be an array, got {_json_type(value)}")
+    for item in value:
+        _str(item, f"an item of {field}")
+    return value
+
+
+def _opt_str_list(value: object, field: str) -> list[str] | None:
+    return None if value is None else _str_list(value, field)
+
+
+def _data(value: object, field: str = "data") -> dict[str, object] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise CodecError(f"{field} must be an object, got {_json_type(value)}")
+    return value
+
+
+def _challenge_method(value: object) -> CodeChallengeMethod | None:
+    if value is None or value == "plain" or value == "S256":
+        return value
+    raise CodecError('code_challenge_method must be "plain", "S256" or null')
+
+
+def _json_type(value: object) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _legacy_user_id(value: object) -> str | None:
+    """python-oauth2 let user ids be anything; integers (database ids) are read as their decimal str."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return _opt_str(value, "user_id")
+
+
+def _require(obj: dict[str, object], *names: str) -> None:
+    missing = [name for name in names if name not in obj]
+    if missing:
+        raise CodecError(f"missing field {missing[0]!r}")
+
+
+# Access tokens.
+
+
+def _dump_token_v1(token: AccessToken) -> list[object]:
+    return [
+        token.client_id,
+        token.grant_type,
+        token.token,
+        token.expires_at,
+        token.refresh_token,
+        token.refresh_expires_at,
+        token.user_id,
+        token.scopes,
+        token.data,
+    ]
+
+
+def _load_token_v1(parsed: object) -> AccessToken:
+    client_id, grant_type, token, expires_at, refresh, refresh_expires_at, user_id, scopes, data = _fields(parsed, 9)
+    return AccessToken(
+        _str(client_id, "client_id"),
+        _str(grant_type, "grant_type"),
+        _str(token, "token"),
+        _data(data),
+        _opt_int(expires_at, "expires_at"),
+        _opt_str(refresh, "refresh_token"),
+        _str_list(scopes, "scopes"),
+        refresh_expires_at=_opt_int(refresh_expires_at, "refresh_expires_at"),
+        user_id=_opt_str(user_id, "user_id"),
+    )
+
+
+def _load_token_legacy(parsed: object) -> AccessToken:
+    obj = _object(parsed)
+    _require(obj, "client_id", "grant_type", "token")
+    return AccessToken(
+        _str(obj["client_id"], "client_id"),
+        _str(obj["grant_type"], "grant_type"),
+        _str(obj["token"], "token"),
+        _data(obj.get("data")),
+        _opt_int(obj.get("expires_at"), "expires_at"),
+        _opt_str(obj.get("refresh_token"), "refresh_token"),
+        _str_list(obj.get("scopes", []), "scopes"),
+        refresh_expires_at=_opt_int(obj.get("refresh_expires_at"), "refresh_expires_at"),
+        user_id=_legacy_user_id(obj.get("user_id")),
+    )
+
+
+# Authorization codes.
+
+
+def _dump_code_v1(code: AuthorizationCode) -> list[object]:
+    return [
+        code.client_id,
+        code.code,
+        code.expires_at,
+        code.redirect_uri,
+        code.scopes,
+        code.data,
+        code.user_id,
+        code.code_challenge,
+        code.code_challenge_method,
+    ]
+
+
+def _load_code_v1(parsed: object) -> AuthorizationCode:
+    client_id, code, expires_at, redirect_uri, scopes, data, user_id, challenge, method = _fields(parsed, 9)
+    return AuthorizationCode(
+        _str(client_id, "client_id"),
+        _str(code, "code"),
+        _int(expires_at, "expires_at"),
+        _opt_str(redirect_uri, "redirect_uri"),
+        _str_list(scopes, "scopes"),
+        _data(data),
+        user_id=_opt_str(user_id, "user_id"),
+        code_challenge=_opt_str(challenge, "code_challenge"),
+        code_challenge_method=_challenge_method(method),
+    )
+
+
+def _load_code_legacy(parsed: object) -> AuthorizationCode:
+    obj = _object(parsed)
+    _require(obj, "client_id", "code", "expires_at")
+    return AuthorizationCode(
+        _str(obj["client_id"], "client_id"),
+        _str(obj["code"], "code"),
+        _int(obj["expires_at"], "expires_at"),
+        _opt_str(obj.get("redirect_uri"), "redirect_uri"),
+        _str_list(obj.get("scopes", []), "scopes"),
+        _data(obj.get("data")),
+        user_id=_legacy_user_id(obj.get("user_id")),
+    )
+
+
+# Clients.
+
+
+def _dump_client_v1(client: Client) -> list[object]:
+    return [
+        client.identifier,
+        client.secret,
+        client.redirect_uris,
+        client.authorized_grants,
+        client.authorized_response_types,
+    ]
+
+
+def _load_client_v1(parsed: object) -> Client:
+    identifier, secret, redirect_uris, grants, response_types = _fields(parsed, 5)
+    return Client(
+        _str(identifier, "identifier"),
+        _str(secret, "secret"),
+        _str_list(redirect_uris, "redirect_uris"),
+        authorized_grants=_opt_str_list(grants, "authorized_grants"),
+        authorized_response_types=_opt_str_list(response_types, "authorized_response_types"),
+    )
+
+
+def _load_client_legacy(parsed: object) -> Client:
+    obj = _object(parsed)
+    _require(obj, "identifier", "secret")
+    return Client(
+        _str(obj["identifier"], "identifier"),
+        _str(obj["secret"], "secret"),
+        _str_list(obj.get("redirect_uris") or [], "redirect_uris"),
+        authorized_grants=_opt_str_list(obj.get("authorized_grants"), "authorized_grants"),
+        authorized_response_types=_opt_str_list(obj.get("authorized_response_types"), "authorized_response_types"),
+    )
+
+
+ACCESS_TOKEN_CODEC: RecordCodec[AccessToken] = RecordCodec(
+    "token", AccessToken, 1, _dump_token_v1, {_LEGACY_VERSION: _load_token_legacy, 1: _load_token_v1}
+)
+"""Codec for :class:`~oauth2_store.AccessToken` (kind ``token``; writes version 1)."""
+
+AUTH_CODE_CODEC: RecordCodec[AuthorizationCode] = RecordCodec(
+    "code", AuthorizationCode, 1, _dump_code_v1, {_LEGACY_VERSION: _load_code_legacy, 1: _load_code_v1}
+)
+"""Codec for :class:`~oauth2_store.AuthorizationCode` (kind ``code``; writes version 1)."""
+
+CLIENT_CODEC: RecordCodec[Client] = RecordCodec(
+    "client", Client, 1, _dump_client_v1, {_LEGACY_VERSION: _load_client_legacy, 1: _load_client_v1}
+)
+"""Codec for :class:`~oauth2_store.Client` (kind ``client``; writes version 1)."""
