@@ -1,0 +1,42 @@
+"""Static checks run as tests: the stubs match pymemcache, and typeguard really runs when asked."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oauth2_store import Client
+from tests.support import TYPEGUARD_RUN
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_pymemcache_stubs_match_the_installed_library() -> None:
+    result = subprocess.run(
+        [
+            sys.executable, "-m", "mypy.stubtest", "pymemcache",
+            "--mypy-config-file", str(ROOT / "mypy.ini"),
+            "--ignore-missing-stub",
+            "--allowlist", str(ROOT / "stubs" / "stubtest-allowlist.txt"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "MYPYPATH": str(ROOT / "stubs")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_typeguard_checks_the_package_exactly_in_the_typeguard_run() -> None:
+    """Without the import hook this call quietly returns False; with it, the annotation fires."""
+    client = Client("c", "s")
+    if TYPEGUARD_RUN:
+        with pytest.raises(TypeError, match="typeguard"):
+            client.has_redirect_uri(42)  # type: ignore[arg-type]  # the wrong type is the point
+    else:
+        assert client.has_redirect_uri(42) is False  # type: ignore[arg-type]  # the wrong type is the point
