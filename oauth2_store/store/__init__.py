@@ -1,0 +1,11 @@
+"""Stores: the documented base classes and the concrete stores.
+
+As in python-oauth2's ``oauth2.store``: the abstract bases :class:`AccessTokenStore`,
+:class:`AuthCodeStore` and :class:`ClientStore`, and the in-memory :class:`LocalClientStore` and
+:class:`LocalTokenStore`. The typed contracts they fulfil are in :mod:`oauth2_store.protocols`.
+"""
+
+from oauth2_store.store.base import AccessTokenStore, AuthCodeStore, ClientStore
+from oauth2_store.store.memory import LocalClientStore, LocalTokenStore
+
+__all__ = ["AccessTokenStore", "AuthCodeStore", "ClientStore", "LocalClientStore", "LocalTokenStore"]

@@ -1,0 +1,253 @@
+"""In-memory stores: the embedded default, for one process.
+
+Thread-safe: writes take a lock, reads are single dictionary lookups of immutable records (atomic
+in CPython), and :meth:`LocalTokenStore.consume_code` is atomic across threads. Expired records are
+purged as writes happen, so memory stays bounded by the live records.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from collections.abc import Iterable
+from typing import Literal
+
+from oauth2_store.clock import Clock, system_clock
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, ClientNotFoundError
+from oauth2_store.models import AccessToken, AuthorizationCode, Client
+from oauth2_store.store.base import AccessTokenStore, AuthCodeStore, ClientStore
+
+__all__ = ["LocalClientStore", "LocalTokenStore"]
+
+_UserKey = tuple[str, str, str | None]
+_Kind = Literal["token", "refresh", "code"]
+
+
+class LocalClientStore(ClientStore):
+    """Stores clients in memory."""
+
+    def __init__(self) -> None:
+        self._clients: dict[str, Client] = {}
+        self._lock = threading.Lock()
+
+    def add_client(
+        self,
+        client_id: str,
+        client_secret: str,
+        redirect_uris: Iterable[str],
+        *,
+        authorized_grants: Iterable[str] | None = None,
+        authorized_response_types: Iterable[str] | None = None,
+    ) -> Client:
+        """Register a client app (replacing one with the same identifier) and return it.
+
+        Args:
+            client_id: Identifier of the client app.
+            client_secret: Secret the client app uses to authenticate; ``""`` for a public client.
+            redirect_uris: The URIs it may redirect to (absolute, no fragment).
+            authorized_grants: Grant types it may use; None allows all.
+            authorized_response_types: Response types it may request; None allows all.
+
+        Raises:
+            RecordTypeError, RecordValueError: as :class:`~oauth2_store.Client` does.
+        """
+        client = Client(
+            client_id,
+            client_secret,
+            redirect_uris,
+            authorized_grants=authorized_grants,
+            authorized_response_types=authorized_response_types,
+        )
+        with self._lock:
+            self._clients[client.identifier] = client
+        return client
+
+    def fetch_by_client_id(self, client_id: str) -> Client:
+        """Retrieve a client by its identifier.
+
+        Raises:
+            ClientNotFoundError: no client has that identifier.
+        """
+        client = self._clients.get(client_id)
+        if client is None:
+            raise ClientNotFoundError("no client with that identifier")
+        return client
+
+
+class LocalTokenStore(AccessTokenStore, AuthCodeStore):
+    """Stores access tokens, refresh tokens and authorization codes in memory.
+
+    Useful for testing or APIs with a very limited set of clients; use memcached to share tokens
+    between processes or hosts. Implements every operation of
+    :class:`~oauth2_store.protocols.TokenStoreProtocol`.
+
+    Args:
+        clock: Where the store reads the time to decide expiry (default :func:`time.time`).
+    """
+
+    def __init__(self, clock: Clock = system_clock) -> None:
+        self._clock = clock
+        self._tokens: dict[str, AccessToken] = {}
+        self._refresh_tokens: dict[str, AccessToken] = {}
+        self._latest_of_user: dict[_UserKey, str] = {}
+        self._codes: dict[str, AuthorizationCode] = {}
+        self._lock = threading.Lock()
+        # (expires_at, kind, key) of every expiring entry, soonest first: purging is popping.
+        # Entries whose record was replaced or deleted stay until they come up or a compaction.
+        self._expiries: list[tuple[int, _Kind, str]] = []
+
+    def save_token(self, access_token: AccessToken) -> None:
+        """Store ``access_token``: findable by token until ``expires_at``, by refresh token until
+        ``refresh_expires_at``, and as its user's latest token. Expired parts are not stored."""
+        now = self._clock()
+        token_live = not access_token.is_expired(now)
+        refresh_live = not access_token.is_refresh_expired(now)
+        with self._lock:
+            self._purge(now)
+            if token_live:
+                self._tokens[access_token.token] = access_token
+                self._latest_of_user[_user_key(access_token)] = access_token.token
+                self._schedule(access_token.expires_at, "token", access_token.token)
+            if refresh_live:
+                assert access_token.refresh_token is not None  # is_refresh_expired is True without one
+                self._refresh_tokens[access_token.refresh_token] = access_token
+                self._schedule(access_token.refresh_expires_at, "refresh", access_token.refresh_token)
+
+    def fetch_by_token(self, token: str) -> AccessToken:
+        """Return the live access token ``token``.
+
+        Raises:
+            AccessTokenNotFound: no such token, it was revoked, or it expired.
+        """
+        access_token = self._tokens.get(token)
+        if access_token is None or access_token.is_expired(self._clock()):
+            raise AccessTokenNotFound("no live access token matches")
+        return access_token
+
+    def fetch_by_refresh_token(self, refresh_token: str) -> AccessToken:
+        """Return the access token issued with ``refresh_token`` (even if the access token expired).
+
+        Raises:
+            AccessTokenNotFound: no such refresh token, it was revoked, or it expired.
+        """
+        access_token = self._refresh_tokens.get(refresh_token)
+        if access_token is None or access_token.is_refresh_expired(self._clock()):
+            raise AccessTokenNotFound("no live refresh token matches")
+        return access_token
+
+    def fetch_existing_token_of_user(self, client_id: str, grant_type: str, user_id: str | None) -> AccessToken:
+        """Return the live access token most recently saved for this client, grant and user.
+
+        Raises:
+            AccessTokenNotFound: none was saved, or the latest one was revoked or expired.
+        """
+        token = self._latest_of_user.get((client_id, grant_type, user_id))
+        if token is None:
+            raise AccessTokenNotFound("no live access token for this client, grant and user")
+        return self.fetch_by_token(token)
+
+    def delete_refresh_token(self, refresh_token: str) -> None:
+        """Revoke ``refresh_token`` and the access token issued with it.
+
+        Raises:
+            AccessTokenNotFound: no such refresh token (already revoked, or expired).
+        """
+        now = self._clock()
+        with self._lock:
+            access_token = self._refresh_tokens.pop(refresh_token, None)
+            if access_token is None or access_token.is_refresh_expired(now):
+                raise AccessTokenNotFound("no live refresh token matches")
+            if self._tokens.get(access_token.token) == access_token:
+                del self._tokens[access_token.token]
+            user_key = _user_key(access_token)
+            if self._latest_of_user.get(user_key) == access_token.token:
+                del self._latest_of_user[user_key]
+
+    def save_code(self, authorization_code: AuthorizationCode) -> None:
+        """Store ``authorization_code`` until its ``expires_at`` (an expired code is not stored)."""
+        now = self._clock()
+        with self._lock:
+            self._purge(now)
+            if not authorization_code.is_expired(now):
+                self._codes[authorization_code.code] = authorization_code
+                self._schedule(authorization_code.expires_at, "code", authorization_code.code)
+
+    def fetch_by_code(self, code: str) -> AuthorizationCode:
+        """Return the live authorization code ``code`` without using it up.
+
+        Raises:
+            AuthCodeNotFound: no such code, it was used or deleted, or it expired.
+        """
+        authorization_code = self._codes.get(code)
+        if authorization_code is None or authorization_code.is_expired(self._clock()):
+            raise AuthCodeNotFound("no live authorization code matches")
+        return authorization_code
+
+    def delete_code(self, code: str) -> None:
+        """Delete ``code``; deleting a code that is not there is not an error."""
+        with self._lock:
+            self._codes.pop(code, None)
+
+    def consume_code(self, code: str) -> AuthorizationCode:
+        """Atomically fetch and delete ``code``: exactly one caller gets it.
+
+        Raises:
+            AuthCodeNotFound: no such code, it was already consumed, or it expired.
+        """
+        now = self._clock()
+        with self._lock:
+            authorization_code = self._codes.pop(code, None)
+        if authorization_code is None or authorization_code.is_expired(now):
+            raise AuthCodeNotFound("no live authorization code matches")
+        return authorization_code
+
+    def _schedule(self, expires_at: int | None, kind: _Kind, key: str) -> None:
+        if expires_at is None:
+            return
+        heapq.heappush(self._expiries, (expires_at, kind, key))
+        live = len(self._tokens) + len(self._refresh_tokens) + len(self._codes)
+        if len(self._expiries) > 2 * live + 1024:
+            self._compact()
+
+    def _purge(self, now: float) -> None:
+        """Drop every record that has expired by ``now``. Called with the lock held."""
+        expiries = self._expiries
+        while expiries and expiries[0][0] <= now:
+            _, kind, key = heapq.heappop(expiries)
+            if kind == "token":
+                access_token = self._tokens.get(key)
+                if access_token is not None and access_token.is_expired(now):
+                    del self._tokens[key]
+                    user_key = _user_key(access_token)
+                    if self._latest_of_user.get(user_key) == key:
+                        del self._latest_of_user[user_key]
+            elif kind == "refresh":
+                refreshed = self._refresh_tokens.get(key)
+                if refreshed is not None and refreshed.is_refresh_expired(now):
+                    del self._refresh_tokens[key]
+            else:
+                authorization_code = self._codes.get(key)
+                if authorization_code is not None and authorization_code.is_expired(now):
+                    del self._codes[key]
+
+    def _compact(self) -> None:
+        """Rebuild the expiry heap from the live records, dropping entries of replaced records."""
+        expiries: list[tuple[int, _Kind, str]] = []
+        for token, access_token in self._tokens.items():
+            if access_token.expires_at is not None:
+                expiries.append((access_token.expires_at, "token", token))
+        for refresh_token, access_token in self._refresh_tokens.items():
+            if access_token.refresh_expires_at is not None:
+                expiries.append((access_token.refresh_expires_at, "refresh", refresh_token))
+        for code, authorization_code in self._codes.items():
+            expiries.append((authorization_code.expires_at, "code", code))
+        heapq.heapify(expiries)
+        self._expiries = expiries
+
+    def __len__(self) -> int:
+        """How many entries the store holds: access tokens, refresh tokens and codes."""
+        return len(self._tokens) + len(self._refresh_tokens) + len(self._codes)
+
+
+def _user_key(access_token: AccessToken) -> _UserKey:
+    return (access_token.client_id, access_token.grant_type, access_token.user_id)
