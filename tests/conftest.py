@@ -11,6 +11,8 @@ from typing import NoReturn
 import typeguard
 from hypothesis import HealthCheck, settings
 
+pytest_plugins = ["pytester"]
+
 
 def _raise_type_error(error: typeguard.TypeCheckError, memo: typeguard.TypeCheckMemo) -> NoReturn:
     """Report an annotation violation as the TypeError a wrong argument type is in Python."""

@@ -1,0 +1,526 @@
+"""The conformance suite: prove that a store honours its contract, with one import.
+
+Subclass the contract class that matches what your store claims, name the subclass ``Test...``
+so pytest collects it, and implement ``make_store``::
+
+    from oauth2_store.testing import TokenStoreContract
+
+    class TestMyStore(TokenStoreContract):
+        def make_store(self, clock):
+            return MyStore(clock=clock)
+
+Every behaviour of the contract then runs against your store: round trips, misses raising the
+documented errors, expiry (driven by the :class:`~oauth2_store.clock.ManualClock` your store must
+read the time from, so no test sleeps), the refresh token outliving its access token, tokens and
+codes with equal strings not colliding, revocation, and exactly-once ``consume_code`` under
+concurrent threads. A store that keeps its own time too (memcached TTLs) sees a clock that starts
+at the real time and only moves forward.
+
+Each test uses fresh random tokens and codes, so a store backed by a shared server needs no
+cleaning between tests.
+
+The contracts, from least to most (requires pytest, which this module imports):
+
+- :class:`AccessTokenStoreContract`, :class:`AuthCodeStoreContract`, :class:`ClientStoreContract`:
+  the documented python-oauth2 operations;
+- :class:`ExtendedAccessTokenStoreContract`, :class:`ExtendedAuthCodeStoreContract`: the extended
+  operations too;
+- :class:`TokenStoreContract`: both extended contracts, plus the cross-namespace checks.
+"""
+
+from __future__ import annotations
+
+import abc
+import functools
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+
+from oauth2_store.clock import ManualClock
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, ClientNotFoundError
+from oauth2_store.models import AccessToken, AuthorizationCode, Client
+from oauth2_store.protocols import (
+    AccessTokenStoreProtocol,
+    AuthCodeStoreProtocol,
+    ClientStoreProtocol,
+    ExtendedAccessTokenStoreProtocol,
+    ExtendedAuthCodeStoreProtocol,
+    TokenStoreProtocol,
+)
+
+__all__ = [
+    "AWKWARD_SECRETS",
+    "AccessTokenStoreContract",
+    "AuthCodeStoreContract",
+    "ClientStoreContract",
+    "ExtendedAccessTokenStoreContract",
+    "ExtendedAuthCodeStoreContract",
+    "TokenStoreContract",
+]
+
+HOUR = 3600
+DAY = 24 * HOUR
+
+AWKWARD_SECRETS: tuple[str, ...] = (
+    "with spaces and\ttabs",
+    "line\r\nbreaks\n",
+    "nul\x00byte",
+    "ünïcödé ✓ 🔑",
+    "\r\nflush_all\r\n",
+    "set other 0 0 1\r\nx\r\n",
+    "x" * 2048,
+)
+"""Strings that are valid tokens but break a naive key scheme (memcached's keys are at most 250
+bytes of printable ASCII without spaces, and its protocol is line-based)."""
+
+
+def _secret(label: str) -> str:
+    return f"{label}-{secrets.token_urlsafe(16)}"
+
+
+class _Contract(abc.ABC):
+    """What every contract's tests share: a store on a manual clock, and fresh records."""
+
+    clock: ManualClock
+
+    def fresh_token(self, **changes: Any) -> AccessToken:
+        """An access token for this test: live for an hour, refresh token live for 30 days."""
+        now = int(self.clock())
+        fields: dict[str, Any] = dict(
+            client_id=_secret("client"),
+            grant_type="authorization_code",
+            token=_secret("token"),
+            data={"ip": "192.0.2.1", "nested": {"list": [1, 2.5, True, None]}},
+            expires_at=now + HOUR,
+            refresh_token=_secret("refresh"),
+            scopes=["read", "write"],
+            refresh_expires_at=now + 30 * DAY,
+            user_id=_secret("user"),
+        )
+        fields.update(changes)
+        return AccessToken(**fields)
+
+    def fresh_code(self, **changes: Any) -> AuthorizationCode:
+        """An authorization code for this test, live for ten minutes, with PKCE fields."""
+        fields: dict[str, Any] = dict(
+            client_id=_secret("client"),
+            code=_secret("code"),
+            expires_at=int(self.clock()) + 600,
+            redirect_uri="https://app.example/cb",
+            scopes=["read"],
+            data={"state": "xyz"},
+            user_id=_secret("user"),
+            code_challenge="E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            code_challenge_method="S256",
+        )
+        fields.update(changes)
+        return AuthorizationCode(**fields)
+
+
+class AccessTokenStoreContract(_Contract):
+    """The documented access-token contract: ``save_token`` and ``fetch_by_refresh_token``."""
+
+    @abc.abstractmethod
+    def make_store(self, clock: ManualClock) -> AccessTokenStoreProtocol:
+        """Return the store under test, reading the time from ``clock``."""
+
+    def token_store(self) -> AccessTokenStoreProtocol:
+        self.clock = ManualClock()
+        return self.make_store(self.clock)
+
+    def test_saved_token_is_found_by_its_refresh_token(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token()
+        store.save_token(token)
+        assert token.refresh_token is not None
+        assert store.fetch_by_refresh_token(token.refresh_token) == token
+
+    def test_unknown_refresh_token_raises_access_token_not_found(self) -> None:
+        store = self.token_store()
+        store.save_token(self.fresh_token())
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_refresh_token(_secret("refresh"))
+
+    def test_refresh_token_outlives_its_access_token(self) -> None:
+        store = self.token_store()
+        now = int(self.clock())
+        token = self.fresh_token(expires_at=now + 60, refresh_expires_at=now + 600)
+        store.save_token(token)
+        assert token.refresh_token is not None
+        self.clock.advance(120)
+        assert store.fetch_by_refresh_token(token.refresh_token) == token
+        self.clock.advance(480)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_refresh_token(token.refresh_token)
+
+    def test_refresh_token_without_expiry_never_expires(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token(refresh_expires_at=None)
+        store.save_token(token)
+        assert token.refresh_token is not None
+        self.clock.advance(10 * 365 * DAY)
+        assert store.fetch_by_refresh_token(token.refresh_token) == token
+
+    def test_an_access_token_is_not_a_refresh_token(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token()
+        store.save_token(token)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_refresh_token(token.token)
+
+    @pytest.mark.parametrize("awkward", AWKWARD_SECRETS, ids=range(len(AWKWARD_SECRETS)))
+    def test_any_string_works_as_a_refresh_token(self, awkward: str) -> None:
+        store = self.token_store()
+        token = self.fresh_token(refresh_token=awkward + _secret(""))
+        store.save_token(token)
+        assert token.refresh_token is not None
+        assert store.fetch_by_refresh_token(token.refresh_token) == token
+
+    def test_saving_again_replaces_the_record(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token()
+        store.save_token(token)
+        updated = self.fresh_token(refresh_token=token.refresh_token, data={"v": 2})
+        store.save_token(updated)
+        assert token.refresh_token is not None
+        assert store.fetch_by_refresh_token(token.refresh_token) == updated
+
+
+class ExtendedAccessTokenStoreContract(AccessTokenStoreContract):
+    """The extended access-token contract: lookup by token, revocation, the user's latest token."""
+
+    @abc.abstractmethod
+    def make_store(self, clock: ManualClock) -> ExtendedAccessTokenStoreProtocol:
+        """Return the store under test, reading the time from ``clock``."""
+
+    def token_store(self) -> ExtendedAccessTokenStoreProtocol:
+        self.clock = ManualClock()
+        return self.make_store(self.clock)
+
+    def test_saved_token_is_found_by_its_token(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token()
+        store.save_token(token)
+        assert store.fetch_by_token(token.token) == token
+
+    def test_token_without_refresh_token_or_expiry_is_found(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token(refresh_token=None, refresh_expires_at=None, expires_at=None, user_id=None, data={})
+        store.save_token(token)
+        self.clock.advance(10 * 365 * DAY)
+        assert store.fetch_by_token(token.token) == token
+
+    def test_unknown_token_raises_access_token_not_found(self) -> None:
+        store = self.token_store()
+        store.save_token(self.fresh_token())
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(_secret("token"))
+
+    @pytest.mark.parametrize("awkward", AWKWARD_SECRETS, ids=range(len(AWKWARD_SECRETS)))
+    def test_any_string_works_as_a_token(self, awkward: str) -> None:
+        store = self.token_store()
+        token = self.fresh_token(token=awkward + _secret(""))
+        store.save_token(token)
+        assert store.fetch_by_token(token.token) == token
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(awkward)
+
+    def test_access_token_expires_at_its_expires_at(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token(expires_at=int(self.clock()) + 60)
+        store.save_token(token)
+        self.clock.advance(59)
+        assert store.fetch_by_token(token.token) == token
+        self.clock.advance(1)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(token.token)
+
+    def test_token_that_lives_longer_than_30_days_is_found(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token(expires_at=int(self.clock()) + 40 * DAY)
+        store.save_token(token)
+        self.clock.advance(31 * DAY)
+        assert store.fetch_by_token(token.token) == token
+
+    def test_already_expired_access_token_is_not_stored_but_its_refresh_token_is(self) -> None:
+        store = self.token_store()
+        now = int(self.clock())
+        token = self.fresh_token(expires_at=now - 1, refresh_expires_at=now + HOUR)
+        store.save_token(token)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(token.token)
+        assert token.refresh_token is not None
+        assert store.fetch_by_refresh_token(token.refresh_token) == token
+
+    def test_delete_refresh_token_revokes_the_refresh_and_the_access_token(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token()
+        other = self.fresh_token()
+        store.save_token(token)
+        store.save_token(other)
+        assert token.refresh_token is not None and other.refresh_token is not None
+        store.delete_refresh_token(token.refresh_token)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_refresh_token(token.refresh_token)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(token.token)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id)
+        assert store.fetch_by_token(other.token) == other
+        assert store.fetch_by_refresh_token(other.refresh_token) == other
+
+    def test_delete_unknown_refresh_token_raises_access_token_not_found(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token()
+        store.save_token(token)
+        with pytest.raises(AccessTokenNotFound):
+            store.delete_refresh_token(_secret("refresh"))
+        assert token.refresh_token is not None
+        store.delete_refresh_token(token.refresh_token)
+        with pytest.raises(AccessTokenNotFound):
+            store.delete_refresh_token(token.refresh_token)
+
+    def test_existing_token_of_user_is_the_latest_saved(self) -> None:
+        store = self.token_store()
+        first = self.fresh_token()
+        second = self.fresh_token(client_id=first.client_id, user_id=first.user_id)
+        store.save_token(first)
+        store.save_token(second)
+        assert store.fetch_existing_token_of_user(first.client_id, first.grant_type, first.user_id) == second
+
+    def test_existing_token_of_user_matches_client_grant_and_user(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token()
+        store.save_token(token)
+        assert token.user_id is not None
+        for client_id, grant_type, user_id in [
+            (_secret("client"), token.grant_type, token.user_id),
+            (token.client_id, "password", token.user_id),
+            (token.client_id, token.grant_type, _secret("user")),
+            (token.client_id, token.grant_type, None),
+        ]:
+            with pytest.raises(AccessTokenNotFound):
+                store.fetch_existing_token_of_user(client_id, grant_type, user_id)
+
+    def test_existing_token_of_user_without_user_id(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token(grant_type="client_credentials", user_id=None, refresh_token=None, refresh_expires_at=None)
+        store.save_token(token)
+        assert store.fetch_existing_token_of_user(token.client_id, "client_credentials", None) == token
+
+    def test_existing_token_of_user_is_not_returned_once_expired(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token(expires_at=int(self.clock()) + 60)
+        store.save_token(token)
+        self.clock.advance(60)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id)
+
+    def test_a_refresh_token_is_not_an_access_token(self) -> None:
+        store = self.token_store()
+        holder = self.fresh_token()
+        same_string = self.fresh_token(refresh_token=holder.token)
+        store.save_token(holder)
+        store.save_token(same_string)
+        assert store.fetch_by_token(holder.token) == holder
+        assert store.fetch_by_refresh_token(holder.token) == same_string
+
+
+class AuthCodeStoreContract(_Contract):
+    """The documented authorization-code contract: ``save_code`` and ``fetch_by_code``."""
+
+    @abc.abstractmethod
+    def make_store(self, clock: ManualClock) -> AuthCodeStoreProtocol:
+        """Return the store under test, reading the time from ``clock``."""
+
+    def code_store(self) -> AuthCodeStoreProtocol:
+        self.clock = ManualClock()
+        return self.make_store(self.clock)
+
+    def test_saved_code_is_found_with_every_field(self) -> None:
+        store = self.code_store()
+        code = self.fresh_code()
+        store.save_code(code)
+        assert store.fetch_by_code(code.code) == code
+
+    def test_fetching_a_code_does_not_use_it_up(self) -> None:
+        store = self.code_store()
+        code = self.fresh_code()
+        store.save_code(code)
+        assert store.fetch_by_code(code.code) == store.fetch_by_code(code.code) == code
+
+    def test_unknown_code_raises_auth_code_not_found(self) -> None:
+        store = self.code_store()
+        store.save_code(self.fresh_code())
+        with pytest.raises(AuthCodeNotFound):
+            store.fetch_by_code(_secret("code"))
+
+    def test_code_expires_at_its_expires_at(self) -> None:
+        store = self.code_store()
+        code = self.fresh_code(expires_at=int(self.clock()) + 60)
+        store.save_code(code)
+        self.clock.advance(59)
+        assert store.fetch_by_code(code.code) == code
+        self.clock.advance(1)
+        with pytest.raises(AuthCodeNotFound):
+            store.fetch_by_code(code.code)
+
+    def test_already_expired_code_is_not_stored(self) -> None:
+        store = self.code_store()
+        code = self.fresh_code(expires_at=int(self.clock()))
+        store.save_code(code)
+        with pytest.raises(AuthCodeNotFound):
+            store.fetch_by_code(code.code)
+
+    @pytest.mark.parametrize("awkward", AWKWARD_SECRETS, ids=range(len(AWKWARD_SECRETS)))
+    def test_any_string_works_as_a_code(self, awkward: str) -> None:
+        store = self.code_store()
+        code = self.fresh_code(code=awkward + _secret(""))
+        store.save_code(code)
+        assert store.fetch_by_code(code.code) == code
+
+
+class ExtendedAuthCodeStoreContract(AuthCodeStoreContract):
+    """The extended authorization-code contract: ``delete_code`` and exactly-once ``consume_code``."""
+
+    #: How many threads race for each code in the concurrency test.
+    racing_threads = 16
+
+    @abc.abstractmethod
+    def make_store(self, clock: ManualClock) -> ExtendedAuthCodeStoreProtocol:
+        """Return the store under test, reading the time from ``clock``."""
+
+    def code_store(self) -> ExtendedAuthCodeStoreProtocol:
+        self.clock = ManualClock()
+        return self.make_store(self.clock)
+
+    def test_deleted_code_is_gone(self) -> None:
+        store = self.code_store()
+        code, other = self.fresh_code(), self.fresh_code()
+        store.save_code(code)
+        store.save_code(other)
+        store.delete_code(code.code)
+        with pytest.raises(AuthCodeNotFound):
+            store.fetch_by_code(code.code)
+        assert store.fetch_by_code(other.code) == other
+
+    def test_deleting_an_unknown_code_is_not_an_error(self) -> None:
+        store = self.code_store()
+        store.delete_code(_secret("code"))
+
+    def test_consume_code_returns_the_code_once(self) -> None:
+        store = self.code_store()
+        code = self.fresh_code()
+        store.save_code(code)
+        assert store.consume_code(code.code) == code
+        with pytest.raises(AuthCodeNotFound):
+            store.consume_code(code.code)
+        with pytest.raises(AuthCodeNotFound):
+            store.fetch_by_code(code.code)
+
+    def test_consume_unknown_or_expired_code_raises_auth_code_not_found(self) -> None:
+        store = self.code_store()
+        with pytest.raises(AuthCodeNotFound):
+            store.consume_code(_secret("code"))
+        code = self.fresh_code(expires_at=int(self.clock()) + 60)
+        store.save_code(code)
+        self.clock.advance(60)
+        with pytest.raises(AuthCodeNotFound):
+            store.consume_code(code.code)
+
+    def test_consume_code_is_exactly_once_under_concurrent_threads(self) -> None:
+        store = self.code_store()
+        codes = [self.fresh_code() for _ in range(20)]
+        for code in codes:
+            store.save_code(code)
+        wins: Counter[str] = Counter()
+        losses: Counter[str] = Counter()
+        failures: list[BaseException] = []
+        tally = threading.Lock()
+        start = threading.Barrier(self.racing_threads)
+
+        def racer(order: Sequence[AuthorizationCode]) -> None:
+            start.wait()
+            for code in order:
+                try:
+                    won = store.consume_code(code.code)
+                except AuthCodeNotFound:
+                    with tally:
+                        losses[code.code] += 1
+                except BaseException as error:  # reported below, with the racer's failure
+                    failures.append(error)
+                else:
+                    assert won == code
+                    with tally:
+                        wins[code.code] += 1
+
+        orders = [codes[i:] + codes[:i] for i in range(self.racing_threads)]
+        _run_threads([functools.partial(racer, order) for order in orders])
+        assert not failures, failures
+        assert all(wins[code.code] == 1 for code in codes), wins
+        assert all(losses[code.code] == self.racing_threads - 1 for code in codes), losses
+
+
+class TokenStoreContract(ExtendedAccessTokenStoreContract, ExtendedAuthCodeStoreContract):
+    """Every token and code operation, plus: tokens and codes never collide."""
+
+    @abc.abstractmethod
+    def make_store(self, clock: ManualClock) -> TokenStoreProtocol:
+        """Return the store under test, reading the time from ``clock``."""
+
+    def store(self) -> TokenStoreProtocol:
+        self.clock = ManualClock()
+        return self.make_store(self.clock)
+
+    def test_a_code_and_a_token_with_the_same_string_never_collide(self) -> None:
+        store = self.store()
+        shared = _secret("shared")
+        token = self.fresh_token(token=shared, refresh_token=shared)
+        code = self.fresh_code(code=shared)
+        store.save_token(token)
+        store.save_code(code)
+        assert store.fetch_by_code(shared) == code
+        assert store.fetch_by_token(shared) == token
+        assert store.fetch_by_refresh_token(shared) == token
+        assert store.consume_code(shared) == code
+        assert store.fetch_by_token(shared) == token
+        store.save_code(code)
+        store.delete_refresh_token(shared)
+        assert store.fetch_by_code(shared) == code
+        store.delete_code(shared)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(shared)
+
+
+class ClientStoreContract(abc.ABC):
+    """The documented client contract: ``fetch_by_client_id``."""
+
+    @abc.abstractmethod
+    def make_client_store(self, clients: Sequence[Client]) -> ClientStoreProtocol:
+        """Return the store under test, holding exactly ``clients``."""
+
+    def test_registered_clients_are_found(self) -> None:
+        clients = [
+            Client(_secret("client"), _secret("secret"), ["https://a.example/cb"]),
+            Client(_secret("client"), "", ["com.example.app:/cb"], authorized_grants=["authorization_code"], authorized_response_types=["code"]),
+        ]
+        store = self.make_client_store(clients)
+        for client in clients:
+            assert store.fetch_by_client_id(client.identifier) == client
+
+    def test_unknown_client_raises_client_not_found_error(self) -> None:
+        store = self.make_client_store([Client(_secret("client"), _secret("secret"))])
+        with pytest.raises(ClientNotFoundError):
+            store.fetch_by_client_id(_secret("client"))
+
+
+def _run_threads(targets: Sequence[Callable[[], None]]) -> None:
+    threads = [threading.Thread(target=target) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
