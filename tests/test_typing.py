@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,22 @@ def test_typeguard_checks_the_package_exactly_in_the_typeguard_run() -> None:
             client.has_redirect_uri(42)  # type: ignore[arg-type]  # the wrong type is the point
     else:
         assert client.has_redirect_uri(42) is False  # type: ignore[arg-type]  # the wrong type is the point
+
+
+def test_mypy_rejects_each_marked_mistake_and_nothing_else() -> None:
+    from mypy import api
+
+    path = ROOT / "tests" / "typing" / "reject_stores.py"
+    expected: dict[int, set[str]] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if "# E:" in line:
+            expected[number] = set(line.split("# E:")[1].split())
+    assert len(expected) >= 10
+    stdout, stderr, status = api.run(["--config-file", str(ROOT / "mypy.ini"), "--no-incremental", str(path)])
+    found: dict[int, set[str]] = {}
+    for line in stdout.splitlines():
+        match = re.match(rf".*{re.escape(path.name)}:(\d+): error: .*\[([a-z-]+)\]$", line)
+        if match:
+            found.setdefault(int(match[1]), set()).add(match[2])
+    assert status == 1, stdout + stderr
+    assert found == expected, stdout
