@@ -1,11 +1,11 @@
-# One entry point for a fresh machine: `make test` builds .venv, installs the package with its
-# test extra, type-checks, then runs the suite plainly and under typeguard's import hook.
+# Entry points for a fresh machine: `make demo` runs the main job on the in-memory store; `make test`
+# type-checks, then runs the suite plainly and under typeguard's import hook. Both build .venv first.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test typecheck pytest pytest-typeguard venv clean
+.PHONY: demo test typecheck pytest pytest-typeguard venv clean
 
 test: typecheck pytest pytest-typeguard
 
@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m oauth2_store demo
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
