@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import pickle
-import timeit
 import traceback
 from collections.abc import Callable
 from typing import Any
@@ -246,22 +245,3 @@ def test_encode_refuses_nothing_a_record_accepts() -> None:
         AccessToken("c", "g", "t", {"x": float("nan")})
     big = AccessToken("c", "g", "t", {"n": 2**63 - 1, "m": -(2**63) + 1, "f": 1e308, "s": "\x00\u2028"})
     assert ACCESS_TOKEN_CODEC.decode(ACCESS_TOKEN_CODEC.encode(big)) == big
-
-
-def test_report_codec_cost_next_to_pickle(capsys: pytest.CaptureFixture[str]) -> None:
-    """Prints figures for the record (no timing assertion: machines are noisy)."""
-    legacy_dict = {**TYPICAL_TOKEN_FIELDS, "refresh_expires_at": None}
-    payload = ACCESS_TOKEN_CODEC.encode(TYPICAL_TOKEN)
-    pickled = pickle.dumps(legacy_dict, protocol=0)
-    runs = 2000
-    figures = {
-        "codec encode": min(timeit.repeat(lambda: ACCESS_TOKEN_CODEC.encode(TYPICAL_TOKEN), number=runs, repeat=3)),
-        "pickle dumps": min(timeit.repeat(lambda: pickle.dumps(legacy_dict, protocol=0), number=runs, repeat=3)),
-        "codec decode": min(timeit.repeat(lambda: ACCESS_TOKEN_CODEC.decode(payload), number=runs, repeat=3)),
-        "pickle loads": min(timeit.repeat(lambda: pickle.loads(pickled), number=runs, repeat=3)),
-    }
-    with capsys.disabled():
-        print(f"\n  typical token: {len(payload)} bytes (pickle protocol 0: {len(pickled)})")
-        for name, seconds in figures.items():
-            print(f"  {name}: {seconds / runs * 1e6:.2f} us")
-    assert ACCESS_TOKEN_CODEC.decode(payload) == TYPICAL_TOKEN
