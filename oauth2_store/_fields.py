@@ -7,7 +7,8 @@ form the record stores. Messages never include the value: it may be a secret.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 
 from oauth2_store.error import RecordTypeError, RecordValueError
 
@@ -77,12 +78,13 @@ def text_tuple(value: object, field: str) -> tuple[str, ...]:
 
     Raises:
         RecordTypeError: ``value`` is a bare str or bytes (a common mistake: ``scopes="read"``),
-            not iterable, or holds a non-str item.
+            a set or mapping (no stable order), not iterable, or holds a non-str item.
         RecordValueError: an item is empty or not valid Unicode.
     """
     if isinstance(value, (str, bytes)):
         raise RecordTypeError(f"{field} must be a list of str, not a bare {type(value).__name__}")
-    if not isinstance(value, Iterable):
+    if not isinstance(value, Iterable) or isinstance(value, (AbstractSet, Mapping)):
+        # Sets and mappings have no order a record could keep the same in every process.
         raise RecordTypeError(f"{field} must be a list of str, not {type(value).__name__}")
     return tuple(text(item, f"{field}[{index}]") for index, item in enumerate(value))
 

@@ -323,7 +323,7 @@ def _load_client_legacy(parsed: object) -> Client:
     return Client(
         _str(obj["identifier"], "identifier"),
         _str(obj["secret"], "secret"),
-        _str_list(obj.get("redirect_uris") or [], "redirect_uris"),
+        _str_list([] if obj.get("redirect_uris") is None else obj["redirect_uris"], "redirect_uris"),
         authorized_grants=_opt_str_list(obj.get("authorized_grants"), "authorized_grants"),
         authorized_response_types=_opt_str_list(obj.get("authorized_response_types"), "authorized_response_types"),
     )

@@ -145,8 +145,13 @@ def _freeze_items(mapping: Mapping[str, object], path: str, depth: int) -> dict[
         if not isinstance(key, str):
             raise RecordTypeError(f"{path} keys must be str, not {type(key).__name__}")
         key = plain_str(key, f"a key of {path}")
-        items[key] = _freeze_value(item, f"{path}[{key!r}]", depth)
+        items[key] = _freeze_value(item, f"{path}[{_short(key)}]", depth)
     return items
+
+
+def _short(key: str) -> str:
+    """A key for an error path, cut short: keys are data, and messages must stay small."""
+    return repr(key) if len(key) <= 24 else repr(key[:20]) + "..."
 
 
 def _freeze_value(value: object, path: str, depth: int) -> JSONValue:

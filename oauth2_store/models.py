@@ -168,7 +168,7 @@ class AuthorizationCode:
     scopes: tuple[str, ...]
     data: FrozenJSON
     user_id: str | None
-    code_challenge: str | None
+    code_challenge: str | None = attrs.field(repr=fingerprint_repr)  # with "plain" it is the verifier
     code_challenge_method: CodeChallengeMethod | None
 
     def __init__(
@@ -190,6 +190,7 @@ class AuthorizationCode:
         if code_challenge_method is not None:
             if code_challenge_method not in ("plain", "S256"):
                 raise RecordValueError('code_challenge_method must be "plain" or "S256"')
+            code_challenge_method = "S256" if code_challenge_method == "S256" else "plain"  # a plain str, not a str subclass
             if code_challenge is None:
                 raise RecordValueError("code_challenge_method is set but there is no code_challenge")
         self.__attrs_init__(
@@ -227,7 +228,12 @@ class AuthorizationCode:
 def _redirect_uris(value: object) -> tuple[str, ...]:
     uris = _fields.text_tuple(value, "redirect_uris")
     for index, uri in enumerate(uris):
-        parts = urlsplit(uri)
+        if any(char.isspace() or not char.isprintable() for char in uri):
+            raise RecordValueError(f"redirect_uris[{index}] must not contain spaces or control characters")
+        try:
+            parts = urlsplit(uri)
+        except ValueError:
+            raise RecordValueError(f"redirect_uris[{index}] is not a valid URI") from None
         if not parts.scheme:
             raise RecordValueError(f"redirect_uris[{index}] must be an absolute URI (RFC 6749 §3.1.2)")
         if parts.fragment or uri.endswith("#"):

@@ -38,6 +38,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import attrs
 import pytest
 
 from oauth2_store.clock import ManualClock
@@ -180,6 +181,15 @@ class AccessTokenStoreContract(_Contract):
         assert token.refresh_token is not None
         assert store.fetch_by_refresh_token(token.refresh_token) == token
 
+    def test_saving_an_expired_refresh_token_ends_it_early(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token()
+        store.save_token(token)
+        store.save_token(attrs.evolve(token, expires_at=int(self.clock()), refresh_expires_at=int(self.clock())))
+        assert token.refresh_token is not None
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_refresh_token(token.refresh_token)
+
     def test_saving_again_replaces_the_record(self) -> None:
         store = self.token_store()
         token = self.fresh_token()
@@ -255,6 +265,18 @@ class ExtendedAccessTokenStoreContract(AccessTokenStoreContract):
             store.fetch_by_token(token.token)
         assert token.refresh_token is not None
         assert store.fetch_by_refresh_token(token.refresh_token) == token
+
+    def test_saving_an_expired_version_ends_the_access_token_early(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token()
+        store.save_token(token)
+        store.save_token(attrs.evolve(token, expires_at=int(self.clock())))
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(token.token)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id)
+        assert token.refresh_token is not None
+        assert store.fetch_by_refresh_token(token.refresh_token).expires_at == int(self.clock())
 
     def test_delete_refresh_token_revokes_the_refresh_and_the_access_token(self) -> None:
         store = self.token_store()
@@ -376,6 +398,14 @@ class AuthCodeStoreContract(_Contract):
         with pytest.raises(AuthCodeNotFound):
             store.fetch_by_code(code.code)
 
+    def test_saving_an_expired_version_removes_the_code(self) -> None:
+        store = self.code_store()
+        code = self.fresh_code()
+        store.save_code(code)
+        store.save_code(attrs.evolve(code, expires_at=int(self.clock())))
+        with pytest.raises(AuthCodeNotFound):
+            store.fetch_by_code(code.code)
+
     @pytest.mark.parametrize("awkward", AWKWARD_SECRETS, ids=range(len(AWKWARD_SECRETS)))
     def test_any_string_works_as_a_code(self, awkward: str) -> None:
         store = self.code_store()
@@ -489,9 +519,12 @@ class TokenStoreContract(ExtendedAccessTokenStoreContract, ExtendedAuthCodeStore
         assert store.consume_code(shared) == code
         assert store.fetch_by_token(shared) == token
         store.save_code(code)
+        store.delete_code(shared)
+        assert store.fetch_by_token(shared) == token
+        assert store.fetch_by_refresh_token(shared) == token
+        store.save_code(code)
         store.delete_refresh_token(shared)
         assert store.fetch_by_code(shared) == code
-        store.delete_code(shared)
         with pytest.raises(AccessTokenNotFound):
             store.fetch_by_token(shared)
 

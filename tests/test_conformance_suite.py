@@ -27,11 +27,14 @@ class DictTokenStore:
 
     def save_token(self, access_token: AccessToken) -> None:
         now = self.clock()
+        self.tokens.pop(access_token.token, None)
         if not access_token.is_expired(now):
             self.tokens[access_token.token] = access_token
             self.users[(access_token.client_id, access_token.grant_type, access_token.user_id)] = access_token.token
-        if not access_token.is_refresh_expired(now) and access_token.refresh_token is not None:
-            self.refresh[access_token.refresh_token] = access_token
+        if access_token.refresh_token is not None:
+            self.refresh.pop(access_token.refresh_token, None)
+            if not access_token.is_refresh_expired(now):
+                self.refresh[access_token.refresh_token] = access_token
 
     def fetch_by_token(self, token: str) -> AccessToken:
         found = self.tokens.get(token)
@@ -49,7 +52,10 @@ class DictTokenStore:
         token = self.users.get((client_id, grant_type, user_id))
         if token is None:
             raise AccessTokenNotFound
-        return self.fetch_by_token(token)
+        found = self.fetch_by_token(token)
+        if (found.client_id, found.grant_type, found.user_id) != (client_id, grant_type, user_id):
+            raise AccessTokenNotFound
+        return found
 
     def delete_refresh_token(self, refresh_token: str) -> None:
         found = self.fetch_by_refresh_token(refresh_token)
@@ -57,6 +63,7 @@ class DictTokenStore:
         self.tokens.pop(found.token, None)
 
     def save_code(self, authorization_code: AuthorizationCode) -> None:
+        self.codes.pop(authorization_code.code, None)
         if not authorization_code.is_expired(self.clock()):
             self.codes[authorization_code.code] = authorization_code
 
@@ -106,10 +113,16 @@ BROKEN_STORES = {
         ["test_consume_code_is_exactly_once_under_concurrent_threads"],
     ),
     "one_namespace_for_everything": (
-        "def save_code(self, authorization_code):\n"
-        "    self.codes[authorization_code.code] = authorization_code\n"
-        "    self.tokens.pop(authorization_code.code, None)\n",
+        "def delete_code(self, code):\n"
+        "    self.codes.pop(code, None)\n"
+        "    self.tokens.pop(code, None)\n",
         ["test_a_code_and_a_token_with_the_same_string_never_collide"],
+    ),
+    "expired_save_keeps_the_old_record": (
+        "def save_code(self, authorization_code):\n"
+        "    if not authorization_code.is_expired(self.clock()):\n"
+        "        self.codes[authorization_code.code] = authorization_code\n",
+        ["test_saving_an_expired_version_removes_the_code"],
     ),
     "revocation_keeps_the_access_token": (
         "def delete_refresh_token(self, refresh_token):\n"

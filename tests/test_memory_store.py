@@ -6,6 +6,7 @@ import gc
 import tracemalloc
 from collections.abc import Sequence
 
+import attrs
 import pytest
 
 from oauth2_store import AccessToken, AuthorizationCode, Client
@@ -139,5 +140,15 @@ def test_replaced_records_do_not_grow_the_expiry_schedule_without_bound() -> Non
         store.save_code(AuthorizationCode("c", "same", int(clock()) + 3600 + i, None, []))
     assert len(store) == 1
     assert len(store._expiries) <= 2 * len(store) + 1024
+    assert store.fetch_by_code("same").expires_at == 1_000_000 + 3600 + 4_999
+
+
+def test_a_token_string_saved_again_for_another_user_leaves_no_stale_user_entry() -> None:
+    store = LocalTokenStore()
+    alice = AccessToken("c", "password", "shared", user_id="alice")
+    store.save_token(alice)
+    store.save_token(attrs.evolve(alice, user_id="bob"))
+    assert store.fetch_existing_token_of_user("c", "password", "bob").user_id == "bob"
     with pytest.raises(AccessTokenNotFound):
-        store.fetch_by_token("same")
+        store.fetch_existing_token_of_user("c", "password", "alice")
+    assert len(store._latest_of_user) == 1

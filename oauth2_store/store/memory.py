@@ -98,20 +98,25 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
 
     def save_token(self, access_token: AccessToken) -> None:
         """Store ``access_token``: findable by token until ``expires_at``, by refresh token until
-        ``refresh_expires_at``, and as its user's latest token. Expired parts are not stored."""
+        ``refresh_expires_at``, and as its user's latest token. An expired part is not stored, and
+        removes what was stored under the same token or refresh token (so re-saving a token with an
+        earlier expiry ends it early)."""
         now = self._clock()
-        token_live = not access_token.is_expired(now)
-        refresh_live = not access_token.is_refresh_expired(now)
         with self._lock:
             self._purge(now)
-            if token_live:
+            previous = self._tokens.pop(access_token.token, None)
+            if previous is not None:
+                self._forget_latest_of_user(previous)
+            if not access_token.is_expired(now):
                 self._tokens[access_token.token] = access_token
                 self._latest_of_user[_user_key(access_token)] = access_token.token
                 self._schedule(access_token.expires_at, "token", access_token.token)
-            if refresh_live:
-                assert access_token.refresh_token is not None  # is_refresh_expired is True without one
-                self._refresh_tokens[access_token.refresh_token] = access_token
-                self._schedule(access_token.refresh_expires_at, "refresh", access_token.refresh_token)
+            if access_token.refresh_token is not None:
+                if access_token.is_refresh_expired(now):
+                    self._refresh_tokens.pop(access_token.refresh_token, None)
+                else:
+                    self._refresh_tokens[access_token.refresh_token] = access_token
+                    self._schedule(access_token.refresh_expires_at, "refresh", access_token.refresh_token)
 
     def fetch_by_token(self, token: str) -> AccessToken:
         """Return the live access token ``token``.
@@ -141,10 +146,11 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         Raises:
             AccessTokenNotFound: none was saved, or the latest one was revoked or expired.
         """
-        token = self._latest_of_user.get((client_id, grant_type, user_id))
-        if token is None:
+        user_key = (client_id, grant_type, user_id)
+        access_token = self._tokens.get(self._latest_of_user.get(user_key, ""))
+        if access_token is None or _user_key(access_token) != user_key or access_token.is_expired(self._clock()):
             raise AccessTokenNotFound("no live access token for this client, grant and user")
-        return self.fetch_by_token(token)
+        return access_token
 
     def delete_refresh_token(self, refresh_token: str) -> None:
         """Revoke ``refresh_token`` and the access token issued with it.
@@ -159,16 +165,17 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
                 raise AccessTokenNotFound("no live refresh token matches")
             if self._tokens.get(access_token.token) == access_token:
                 del self._tokens[access_token.token]
-            user_key = _user_key(access_token)
-            if self._latest_of_user.get(user_key) == access_token.token:
-                del self._latest_of_user[user_key]
+            self._forget_latest_of_user(access_token)
 
     def save_code(self, authorization_code: AuthorizationCode) -> None:
-        """Store ``authorization_code`` until its ``expires_at`` (an expired code is not stored)."""
+        """Store ``authorization_code`` until its ``expires_at``. An expired code is not stored,
+        and removes what was stored under the same code."""
         now = self._clock()
         with self._lock:
             self._purge(now)
-            if not authorization_code.is_expired(now):
+            if authorization_code.is_expired(now):
+                self._codes.pop(authorization_code.code, None)
+            else:
                 self._codes[authorization_code.code] = authorization_code
                 self._schedule(authorization_code.expires_at, "code", authorization_code.code)
 
@@ -201,6 +208,12 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             raise AuthCodeNotFound("no live authorization code matches")
         return authorization_code
 
+    def _forget_latest_of_user(self, access_token: AccessToken) -> None:
+        """Drop the user entry of ``access_token`` if it still points to it. Lock held."""
+        user_key = _user_key(access_token)
+        if self._latest_of_user.get(user_key) == access_token.token:
+            del self._latest_of_user[user_key]
+
     def _schedule(self, expires_at: int | None, kind: _Kind, key: str) -> None:
         if expires_at is None:
             return
@@ -218,9 +231,7 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
                 access_token = self._tokens.get(key)
                 if access_token is not None and access_token.is_expired(now):
                     del self._tokens[key]
-                    user_key = _user_key(access_token)
-                    if self._latest_of_user.get(user_key) == key:
-                        del self._latest_of_user[user_key]
+                    self._forget_latest_of_user(access_token)
             elif kind == "refresh":
                 refreshed = self._refresh_tokens.get(key)
                 if refreshed is not None and refreshed.is_refresh_expired(now):
