@@ -50,6 +50,11 @@ class HashClient:
     default_kwargs: dict[str, Any]
     encoding: str
     tls_context: SSLContext | None
+    # Private state oauth2-store reads to route keys itself (never through the retry-window
+    # defaults): servers dropped from the ring, and the client a key hashes to.
+    _dead_clients: dict[str, float]
+    _failed_clients: dict[str, dict[str, float]]
+    def _get_client(self, key: Key) -> Client | PooledClient | None: ...
     def __init__(
         self,
         servers: Iterable[ServerSpec],

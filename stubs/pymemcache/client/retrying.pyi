@@ -20,6 +20,8 @@ _KeyT = TypeVar("_KeyT", bound=str | bytes)
 _C = TypeVar("_C", Client, PooledClient, HashClient, covariant=True)
 
 class RetryingClient(Generic[_C]):
+    # Private: the wrapped client (oauth2-store inspects it to route HashClient keys itself).
+    _client: _C
     def __init__(
         self,
         client: _C,

@@ -1,0 +1,455 @@
+"""One typed seam in front of every memcached client library the memcache store accepts.
+
+:class:`MemcacheConnection` is all the store needs: get, get_many, set_many, delete, delete_many,
+with str keys and bytes values, each call one round trip per server involved, each write waiting
+for the server's reply. :func:`connect` wraps a client object of pymemcache (``Client``,
+``PooledClient``, ``HashClient``, ``RetryingClient``), pylibmc or python-memcached in the adapter
+for its library. Everything that differs between the libraries is handled here and nowhere else:
+
+- **Failures.** Every library error, socket error and timeout becomes
+  :class:`~oauth2_store.error.StoreUnavailableError` naming the server, in :func:`_translated`.
+  Where a library hides a failure as a miss, the adapter detects it and raises all the same:
+  pymemcache's ``HashClient`` answers misses for a server in its retry window, so keys are routed
+  to the per-server clients directly; python-memcached answers None/0 for a dead server and
+  routes keys to other servers, so its dead-host marks are checked after every call (and reset
+  before it, so a server that is back is used at once instead of after ``dead_retry``).
+- **Values.** Only bytes are written and read. A client that would unpickle what it reads (a
+  pymemcache serde, python-memcached's and pylibmc's built-in pickle support) could be made to run
+  code by whoever can write to the cache, so the adapters refuse such clients or switch the
+  unpickling off; a value that is not bytes raises :class:`~oauth2_store.error.CodecError`.
+- **Thread safety.** Clients that hold a single socket (pymemcache ``Client``, pylibmc ``Client``)
+  are used under a lock; pooled clients and python-memcached's thread-local client are not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Protocol, cast
+
+from pymemcache.client.base import Client as PymemcacheClient
+from pymemcache.client.base import PooledClient
+from pymemcache.client.hash import HashClient
+from pymemcache.client.retrying import RetryingClient
+from pymemcache.exceptions import MemcacheError, MemcacheServerError
+from pymemcache.serde import LegacyWrappingSerde
+
+from oauth2_store.error import CodecError, StoreError, StoreUnavailableError
+
+__all__ = ["MemcacheConnection", "RecordTooLargeError", "connect"]
+
+
+class RecordTooLargeError(StoreError, ValueError):
+    """A record's encoded value is larger than memcached accepts; nothing of it was stored."""
+
+
+class MemcacheConnection(Protocol):
+    """What the memcache store needs from a client: str keys, bytes values, replies awaited."""
+
+    servers: str
+    """The servers, as ``host:port`` joined by commas, for messages."""
+
+    library: str
+    """The client library: ``pymemcache``, ``pylibmc`` or ``python-memcached``."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """Return the values of the keys that exist.
+
+        Raises:
+            StoreUnavailableError: a server failed.
+            CodecError: a value is not bytes.
+        """
+        ...
+
+    def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
+        """Store every value with the memcached expiration ``expire``.
+
+        Raises:
+            StoreUnavailableError: a server failed or did not store every value.
+            RecordTooLargeError: the server refused a value as too large.
+        """
+        ...
+
+    def delete(self, key: str) -> bool:
+        """Delete ``key``; True if this call removed it, False if it was not there.
+
+        Raises:
+            StoreUnavailableError: a server failed.
+        """
+        ...
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        """Delete every key that exists.
+
+        Raises:
+            StoreUnavailableError: a server failed.
+        """
+        ...
+
+    def close(self) -> None:
+        """Close the client's connections (the libraries reconnect on the next call)."""
+        ...
+
+
+@contextlib.contextmanager
+def _translated(servers: str, library_errors: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Turn socket and library errors raised inside the block into the package's errors."""
+    caught = (OSError, MemcacheError) + library_errors
+    try:
+        yield
+    except StoreError:
+        raise
+    except MemcacheServerError as error:
+        if "too large" in str(error):
+            raise RecordTooLargeError(f"memcached at {servers} refused a value as too large") from error
+        raise StoreUnavailableError(f"memcached at {servers} answered with an error: {error}", servers) from error
+    except caught as error:
+        # Messages of these libraries name keys (digests here), never values.
+        raise StoreUnavailableError(f"memcached at {servers} failed: {type(error).__name__}: {error}", servers) from error
+
+
+def _bytes_values(found: Mapping[str, object]) -> dict[str, bytes]:
+    values: dict[str, bytes] = {}
+    for key, value in found.items():
+        if not isinstance(value, bytes):
+            raise CodecError(f"memcached returned a {type(value).__name__}, not bytes: the value was not written by oauth2-store")
+        values[key] = value
+    return values
+
+
+def _server_name(server: object) -> str:
+    if isinstance(server, tuple) and len(server) == 2:
+        return f"{server[0]}:{server[1]}"
+    return str(server)
+
+
+# pymemcache
+
+
+class _PymemcacheOps(Protocol):
+    """The calls made on a pymemcache client (Client, PooledClient, or RetryingClient of one)."""
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, object]: ...
+    def set_many(self, values: Mapping[str, bytes], expire: int = 0, noreply: bool | None = None) -> list[str]: ...
+    def delete(self, key: str, noreply: bool | None = None) -> bool: ...
+    def delete_many(self, keys: Sequence[str], noreply: bool | None = None) -> bool: ...
+    def close(self) -> None: ...
+
+
+def _check_pymemcache_serde(client: PymemcacheClient | PooledClient) -> None:
+    serde = client.serde
+    if not (isinstance(serde, LegacyWrappingSerde) and getattr(serde.deserialize, "__func__", None) is LegacyWrappingSerde._default_deserialize):
+        raise ValueError(
+            "the pymemcache client has a serde or deserializer: it could unpickle values others wrote to the "
+            "cache; pass a client with the default serde (oauth2-store writes and reads bytes only)"
+        )
+
+
+class _PymemcacheConnection:
+    """A pymemcache Client, PooledClient or RetryingClient: one server, errors raised."""
+
+    library = "pymemcache"
+
+    def __init__(self, client: object, servers: str, thread_safe: bool) -> None:
+        # A pymemcache Client, PooledClient or RetryingClient of one (checked by connect()).
+        # RetryingClient forwards calls through __getattr__, which neither mypy nor typeguard can
+        # see, and is not generic at run time: hence object and a cast.
+        self._client = cast(_PymemcacheOps, client)
+        self.servers = servers
+        self._lock: contextlib.AbstractContextManager[object] = contextlib.nullcontext() if thread_safe else threading.Lock()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        with self._lock, _translated(self.servers):
+            found = self._client.get_many(keys)
+        return _bytes_values(found)
+
+    def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
+        with self._lock, _translated(self.servers):
+            failed = self._client.set_many(values, expire=expire, noreply=False)
+        if failed:
+            raise StoreUnavailableError(f"memcached at {self.servers} did not store {len(failed)} of {len(values)} values", self.servers)
+
+    def delete(self, key: str) -> bool:
+        with self._lock, _translated(self.servers):
+            return self._client.delete(key, noreply=False)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        with self._lock, _translated(self.servers):
+            self._client.delete_many(keys, noreply=False)
+
+    def close(self) -> None:
+        with self._lock, _translated(self.servers):
+            self._client.close()
+
+
+class _HashConnection:
+    """A pymemcache HashClient, with keys routed to its per-server clients by this adapter.
+
+    HashClient's own methods answer misses (get None, set_many "failed") while a server is in its
+    retry window, and drop a failing server from the ring so its keys silently move to another
+    server (where a revoked token is not revoked). Calling the per-server clients directly keeps
+    every failure an error and the ring unchanged; a ring from which HashClient already dropped a
+    server (used elsewhere by the application) is refused as unavailable.
+    """
+
+    library = "pymemcache"
+
+    def __init__(self, client: HashClient) -> None:
+        if client.ignore_exc:
+            raise ValueError("the HashClient has ignore_exc=True: it would turn failures into misses")
+        for server_client in client.clients.values():
+            _check_pymemcache_serde(server_client)
+        self._client = client
+        self.servers = ",".join(client.clients)
+        self._lock: contextlib.AbstractContextManager[object] = contextlib.nullcontext() if client.use_pooling else threading.Lock()
+
+    def _route(self, keys: Sequence[str]) -> dict[str, tuple[_PymemcacheOps, list[str]]]:
+        if self._client._dead_clients:
+            dropped = ",".join(self._client._dead_clients)
+            raise StoreUnavailableError(f"memcached at {dropped} was dropped from the HashClient's ring", dropped)
+        batches: dict[str, tuple[_PymemcacheOps, list[str]]] = {}
+        for key in keys:
+            server_client = self._client._get_client(key)
+            if server_client is None:
+                raise StoreUnavailableError(f"no memcached server is left in the ring ({self.servers})", self.servers)
+            name = _server_name(server_client.server)
+            batches.setdefault(name, (cast(_PymemcacheOps, server_client), []))[1].append(key)
+        return batches
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, object] = {}
+        with self._lock:
+            for name, (server_client, server_keys) in self._route(keys).items():
+                with _translated(name):
+                    found.update(server_client.get_many(server_keys))
+        return _bytes_values(found)
+
+    def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
+        with self._lock:
+            for name, (server_client, server_keys) in self._route(list(values)).items():
+                with _translated(name):
+                    failed = server_client.set_many({key: values[key] for key in server_keys}, expire=expire, noreply=False)
+                if failed:
+                    raise StoreUnavailableError(f"memcached at {name} did not store {len(failed)} values", name)
+
+    def delete(self, key: str) -> bool:
+        with self._lock:
+            ((name, (server_client, _)),) = self._route([key]).items()
+            with _translated(name):
+                return server_client.delete(key, noreply=False)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        with self._lock:
+            for name, (server_client, server_keys) in self._route(keys).items():
+                with _translated(name):
+                    server_client.delete_many(server_keys, noreply=False)
+
+    def close(self) -> None:
+        with self._lock, _translated(self.servers):
+            self._client.close()
+
+
+# python-memcached
+
+
+class _MemcacheHost(Protocol):
+    deaduntil: float
+
+    def __str__(self) -> str: ...
+
+
+class _PythonMemcachedClient(Protocol):
+    """The part of python-memcached's ``memcache.Client`` (1.6x) the adapter uses."""
+
+    servers: list[_MemcacheHost]
+    unpickler: Callable[..., object]
+
+    def get_multi(self, keys: Sequence[str]) -> dict[str, object]: ...
+    def set_multi(self, mapping: Mapping[str, bytes], time: int = 0) -> list[str]: ...
+    def delete(self, key: str) -> int: ...
+    def delete_multi(self, keys: Sequence[str]) -> int: ...
+    def forget_dead_hosts(self) -> None: ...
+    def disconnect_all(self) -> None: ...
+
+
+class _RefusingUnpickler:
+    """Installed as python-memcached's unpickler: a pickled value from the cache is never loaded."""
+
+    def __init__(self, file: object) -> None:
+        pass
+
+    def load(self) -> object:
+        raise CodecError("oauth2-store never unpickles values read from memcached")
+
+
+class _PythonMemcachedConnection:
+    """A python-memcached ``memcache.Client``.
+
+    It reports a dead server as a miss (get None, delete 0, set_multi "failed") and sends the keys
+    of a dead server to another one, so before each call the adapter clears the dead-host marks
+    (the server is tried again now, not after ``dead_retry``) and after it raises
+    StoreUnavailableError if a server was marked dead during the call. It also unpickles values
+    flagged as pickles; the adapter replaces the unpickler (per thread: the client is a
+    ``threading.local``) with one that refuses, so such a value reads as None: a CodecError.
+    """
+
+    library = "python-memcached"
+
+    def __init__(self, client: _PythonMemcachedClient) -> None:
+        self._client = client
+        self.servers = ",".join(str(host).split(" ")[0].removeprefix("inet:") for host in client.servers)
+
+    @contextlib.contextmanager
+    def _call(self) -> Iterator[_PythonMemcachedClient]:
+        client = self._client
+        if client.unpickler is not _RefusingUnpickler:
+            client.unpickler = _RefusingUnpickler
+        client.forget_dead_hosts()
+        with _translated(self.servers):
+            yield client
+        dead = [str(host) for host in client.servers if host.deaduntil]
+        if dead:
+            raise StoreUnavailableError(f"memcached at {', '.join(dead)} failed (python-memcached marked it dead)", self.servers)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        with self._call() as client:
+            found = client.get_multi(keys)
+        return _bytes_values(found)
+
+    def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
+        with self._call() as client:
+            failed = client.set_multi(values, time=expire)
+        if failed:
+            raise StoreUnavailableError(f"memcached at {self.servers} did not store {len(failed)} of {len(values)} values", self.servers)
+
+    def delete(self, key: str) -> bool:
+        with self._call() as client:
+            return bool(client.delete(key))
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        with self._call() as client:
+            client.delete_multi(keys)
+
+    def close(self) -> None:
+        self._client.disconnect_all()
+
+
+# pylibmc
+
+
+class _PylibmcClient(Protocol):
+    """The part of ``pylibmc.Client`` (1.6) the adapter uses."""
+
+    addresses: list[str]
+
+    def get_multi(self, keys: Sequence[str]) -> dict[str, object]: ...
+    def set_multi(self, mapping: Mapping[str, bytes], time: int = 0) -> list[str]: ...
+    def delete(self, key: str) -> bool: ...
+    def delete_multi(self, keys: Sequence[str]) -> bool: ...
+    def deserialize(self, value: bytes, flags: int) -> object: ...
+    def disconnect_all(self) -> None: ...
+
+
+class _PylibmcConnection:
+    """A ``pylibmc.Client``, used under a lock (a pylibmc client is not thread-safe)."""
+
+    library = "pylibmc"
+
+    def __init__(self, client: _PylibmcClient, library_errors: tuple[type[BaseException], ...], too_big: type[BaseException]) -> None:
+        self._client = client
+        self._errors = library_errors
+        self._too_big = too_big
+        self.servers = ",".join(client.addresses)
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        with self._lock, _translated(self.servers, self._errors):
+            found = self._client.get_multi(keys)
+        return _bytes_values(found)
+
+    def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
+        try:
+            with self._lock, _translated(self.servers, tuple(e for e in self._errors if e is not self._too_big)):
+                failed = self._client.set_multi(values, time=expire)
+        except self._too_big as error:
+            raise RecordTooLargeError(f"memcached at {self.servers} refused a value as too large") from error
+        if failed:
+            raise StoreUnavailableError(f"memcached at {self.servers} did not store {len(failed)} of {len(values)} values", self.servers)
+
+    def delete(self, key: str) -> bool:
+        with self._lock, _translated(self.servers, self._errors):
+            return self._client.delete(key)
+
+    def delete_many(self, keys: Sequence[str]) -> None:
+        with self._lock, _translated(self.servers, self._errors):
+            self._client.delete_multi(keys)
+
+    def close(self) -> None:
+        with self._lock, _translated(self.servers, self._errors):
+            self._client.disconnect_all()
+
+
+def connect(client: object) -> MemcacheConnection:
+    """Wrap a memcached client object of a supported library in its adapter.
+
+    Raises:
+        TypeError: ``client`` is not a client of a supported library.
+        ValueError: the client is configured to hide failures or to unpickle values.
+    """
+    if isinstance(client, RetryingClient):
+        inner = client._client
+        if isinstance(inner, HashClient):
+            # Retries would go through HashClient's own methods; route per server instead.
+            return _HashConnection(inner)
+        _check_pymemcache_serde(inner)
+        return _PymemcacheConnection(client, _server_name(inner.server), thread_safe=isinstance(inner, PooledClient))
+    if isinstance(client, HashClient):
+        return _HashConnection(client)
+    if isinstance(client, (PymemcacheClient, PooledClient)):
+        if client.ignore_exc:
+            raise ValueError("the pymemcache client has ignore_exc=True: it would turn failures into misses")
+        _check_pymemcache_serde(client)
+        return _PymemcacheConnection(client, _server_name(client.server), thread_safe=isinstance(client, PooledClient))
+    module = type(client).__module__
+    if module == "memcache":
+        return _PythonMemcachedConnection(cast(_PythonMemcachedClient, client))
+    if module.split(".")[0] == "pylibmc":
+        import importlib
+
+        pylibmc = importlib.import_module("pylibmc")
+        _check_pylibmc_deserialize(client, pylibmc.Client)
+        return _PylibmcConnection(cast(_PylibmcClient, client), (pylibmc.Error,), pylibmc.TooBig)
+    raise TypeError(
+        f"unsupported memcached client {type(client).__module__}.{type(client).__qualname__}: pass a pymemcache "
+        "Client, PooledClient, HashClient or RetryingClient, a pylibmc.Client, or a python-memcached memcache.Client"
+    )
+
+
+def _check_pylibmc_deserialize(client: object, base: type) -> None:
+    if getattr(type(client), "deserialize", None) is getattr(base, "deserialize", None):
+        raise ValueError(
+            "a plain pylibmc.Client unpickles values flagged as pickles by whoever wrote them to the cache; "
+            "let MemcacheTokenStore build the pylibmc client (servers=..., binary=..., behaviors=...) or pass an "
+            "instance of oauth2_store.store.memcache_clients.safe_pylibmc_client_class()"
+        )
+
+
+def safe_pylibmc_client_class() -> type:
+    """A ``pylibmc.Client`` subclass that never unpickles: values other than plain bytes raise.
+
+    Raises:
+        ImportError: pylibmc is not installed (``pip install oauth2-store[pylibmc]``).
+    """
+    import importlib
+
+    pylibmc = importlib.import_module("pylibmc")
+
+    def deserialize(self: object, value: bytes, flags: int) -> object:
+        if flags != 0:
+            raise CodecError(f"memcached value has pylibmc flags {flags}: it was not written by oauth2-store")
+        return value
+
+    return type("SafePylibmcClient", (pylibmc.Client,), {"deserialize": deserialize, "__module__": "pylibmc.safe"})
+
+
