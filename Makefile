@@ -5,9 +5,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test typecheck pytest pytest-typeguard venv clean
+.PHONY: demo test typecheck pytest pytest-typeguard venv system-deps clean
 
-test: typecheck pytest pytest-typeguard
+# The tests start their own memcached servers: the binary must be there (apt-get, as root or via sudo).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+test: system-deps typecheck pytest pytest-typeguard
+
+system-deps:
+	@command -v memcached >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y memcached; }
 
 venv: $(STAMP)
 

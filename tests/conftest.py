@@ -6,10 +6,14 @@ imported after typeguard's import hook is installed, which happens after conftes
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NoReturn
 
+import pytest
 import typeguard
 from hypothesis import HealthCheck, settings
+
+from tests.memcached_server import MemcachedServer
 
 pytest_plugins = ["pytester"]
 
@@ -25,3 +29,28 @@ typeguard.config.typecheck_fail_callback = _raise_type_error
 # Instrumented code is several times slower, and the machines are shared: no per-example deadline.
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("default")
+
+
+@pytest.fixture(scope="session")
+def memcached() -> Iterator[MemcachedServer]:
+    """A memcached server shared by the session: tests use random prefixes and keys, never flush."""
+    server = MemcachedServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def memcached_trio() -> Iterator[list[MemcachedServer]]:
+    """Three memcached servers, for clients that hash keys over several servers."""
+    servers = [MemcachedServer().start() for _ in range(3)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def own_memcached() -> Iterator[MemcachedServer]:
+    """A memcached server for one test, which it may kill, freeze or fill."""
+    server = MemcachedServer().start()
+    yield server
+    server.stop()

@@ -1,0 +1,289 @@
+"""MemcacheTokenStore on real memcached servers, through every supported client set-up."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import socket
+import time
+import types
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from pymemcache.client.base import Client
+
+from oauth2_store import AccessToken, AuthorizationCode
+from oauth2_store.clock import ManualClock
+from oauth2_store.codec import ACCESS_TOKEN_CODEC
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError
+from oauth2_store.store import AccessTokenStore, AuthCodeStore
+from oauth2_store.store.memcache import MemcacheTokenStore, RecordTooLargeError
+from oauth2_store.testing import TokenStoreContract
+from tests.memcache_backends import BACKENDS, Backend, _host_port
+from tests.memcached_server import MemcachedServer
+
+
+@pytest.fixture(params=BACKENDS, ids=[backend.name for backend in BACKENDS])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    parameter: Backend = request.param
+    return parameter
+
+
+@pytest.fixture
+def addresses(backend: Backend, memcached: MemcachedServer, memcached_trio: list[MemcachedServer]) -> list[str]:
+    return [memcached.address] if backend.servers == 1 else [server.address for server in memcached_trio]
+
+
+class TestMemcacheTokenStore(TokenStoreContract):
+    """The whole conformance suite, once per client set-up."""
+
+    racing_threads = 8
+
+    @pytest.fixture(autouse=True)
+    def _backend(self, backend: Backend, addresses: list[str]) -> Iterator[None]:
+        self.backend = backend
+        self.addresses = addresses
+        self.stores: list[MemcacheTokenStore] = []
+        yield
+        for store in self.stores:
+            store.close()
+
+
+    def make_store(self, clock: ManualClock) -> MemcacheTokenStore:
+        store = self.backend.make_store(self.addresses, clock)
+        self.stores.append(store)
+        return store
+
+
+def test_documented_bases() -> None:
+    assert MemcacheTokenStore.__bases__ == (AccessTokenStore, AuthCodeStore)
+
+
+# Keys, values and TTLs, inspected on the server itself.
+
+DAY = 86400
+
+
+def _expected_key(prefix: str, kind: str, secret: str) -> str:
+    """The documented key layout, computed independently of the package."""
+    digest = base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()).rstrip(b"=").decode()
+    return f"{prefix}:{kind}:{digest}"
+
+
+def _token(now: int, **changes: Any) -> AccessToken:
+    fields: dict[str, Any] = dict(
+        client_id="client",
+        grant_type="authorization_code",
+        token=f"tok-{secrets.token_hex(8)}",
+        expires_at=now + 3600,
+        refresh_token=f"ref-{secrets.token_hex(8)}",
+        refresh_expires_at=now + 7 * DAY,
+        user_id="user-1",
+        scopes=["read"],
+    )
+    fields.update(changes)
+    return AccessToken(**fields)
+
+
+@pytest.fixture
+def store(memcached: MemcachedServer) -> Iterator[MemcacheTokenStore]:
+    built = MemcacheTokenStore(servers=[memcached.address], prefix=f"keys-{secrets.token_hex(6)}")
+    yield built
+    built.close()
+
+
+def test_keys_follow_the_documented_layout_and_never_hold_a_secret(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
+    now = int(time.time())
+    prefix = store._prefix
+    awkward = "tok with spaces\r\nflush_all\r\n ünïcödé " + "x" * 2048
+    token = _token(now, token=awkward)
+    code = AuthorizationCode("client", "code \x00 secret", now + 600, None, ["read"])
+    store.save_token(token)
+    store.save_code(code)
+    assert token.refresh_token is not None
+    ours = sorted(key for key in memcached.keys() if key.startswith(prefix + ":"))
+    assert ours == sorted(
+        [
+            _expected_key(prefix, "t", awkward),
+            _expected_key(prefix, "r", token.refresh_token),
+            _expected_key(prefix, "c", code.code),
+            _expected_key(prefix, "u", json.dumps(["client", "authorization_code", "user-1"], ensure_ascii=False)),
+        ]
+    )
+    for key in ours:
+        assert len(key) <= 250 and re.fullmatch(r"[!-~]+", key)
+        for secret in (awkward, token.refresh_token, code.code, "tok with", "ref-"):
+            assert secret not in key
+    assert memcached.command(b"version\r\n").startswith(b"VERSION")  # no injected command ran
+    assert store.fetch_by_token(awkward) == token
+
+
+def test_values_are_the_codec_bytes(memcached: MemcacheTokenStore, store: MemcacheTokenStore) -> None:
+    token = _token(int(time.time()))
+    store.save_token(token)
+    key = _expected_key(store._prefix, "t", token.token)
+    raw = Client(_host_port(store.servers)).get(key)
+    assert raw == ACCESS_TOKEN_CODEC.encode(token)
+
+
+def test_stores_with_different_prefixes_never_see_each_others_records(memcached: MemcachedServer) -> None:
+    one = MemcacheTokenStore(servers=[memcached.address], prefix=f"one-{secrets.token_hex(4)}")
+    two = MemcacheTokenStore(servers=[memcached.address], prefix=f"two-{secrets.token_hex(4)}")
+    try:
+        token = _token(int(time.time()))
+        one.save_token(token)
+        with pytest.raises(AccessTokenNotFound):
+            two.fetch_by_token(token.token)
+        assert one.fetch_by_token(token.token) == token
+    finally:
+        one.close()
+        two.close()
+
+
+@pytest.mark.parametrize("prefix", ["", "has space", "new\nline", "x" * 101, "ünï", "a/b"])
+def test_invalid_prefix_is_refused(memcached: MemcachedServer, prefix: str) -> None:
+    with pytest.raises(ValueError, match="prefix"):
+        MemcacheTokenStore(servers=[memcached.address], prefix=prefix)
+
+
+def test_ttls_follow_the_records(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
+    now = int(time.time())
+    token = _token(now, expires_at=now + 40 * DAY, refresh_expires_at=None)
+    short = _token(now, expires_at=now + 300, refresh_expires_at=now + 3 * DAY)
+    code = AuthorizationCode("client", f"code-{secrets.token_hex(8)}", now + 600, None, [])
+    for saved in (token, short):
+        store.save_token(saved)
+    store.save_code(code)
+    assert token.refresh_token is not None and short.refresh_token is not None
+    prefix = store._prefix
+    user_key = _expected_key(prefix, "u", json.dumps(["client", "authorization_code", "user-1"]))
+
+    def ttl(kind: str, secret: str) -> int | None:
+        return memcached.ttl(_expected_key(prefix, kind, secret))
+
+    # Beyond 30 days memcached takes an absolute time: a 40-day token must live 40 days.
+    # memcached's clock ticks once a second and the machine may be slow: allow a few seconds.
+    def near(actual: int | None, expected: int) -> bool:
+        return actual is not None and expected - 10 <= actual <= expected + 2
+
+    assert near(ttl("t", token.token), 40 * DAY)
+    assert ttl("r", token.refresh_token) == -1  # never expires
+    assert near(ttl("t", short.token), 300)
+    assert near(ttl("r", short.refresh_token), 3 * DAY)
+    assert near(memcached.ttl(user_key), 300)  # the latest token of the user: `short`
+    assert near(ttl("c", code.code), 600)
+
+
+def test_expired_parts_are_not_written(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
+    now = int(time.time())
+    token = _token(now, expires_at=now - 10, refresh_expires_at=now + 60)
+    store.save_token(token)
+    store.save_code(AuthorizationCode("client", "old-code", now - 1, None, []))
+    assert token.refresh_token is not None
+    assert sorted(key for key in memcached.keys() if key.startswith(store._prefix + ":")) == [_expected_key(store._prefix, "r", token.refresh_token)]
+
+
+def test_reads_check_expiry_whatever_memcached_still_holds(memcached: MemcachedServer) -> None:
+    clock = ManualClock()
+    store = MemcacheTokenStore(servers=[memcached.address], prefix=f"skew-{secrets.token_hex(4)}", clock=clock)
+    try:
+        token = _token(int(clock()), expires_at=int(clock()) + 30)
+        store.save_token(token)
+        clock.advance(30)  # this host's clock says expired; memcached's TTL has 30 s left
+        assert memcached.ttl(_expected_key(store._prefix, "t", token.token)) is not None
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(token.token)
+    finally:
+        store.close()
+
+
+class CountingSocket(socket.socket):
+    """A socket that counts requests: pymemcache sends each request with one sendall."""
+
+    requests = 0
+
+    def sendall(self, data: Any, flags: int = 0) -> None:
+        CountingSocket.requests += 1
+        super().sendall(data, flags)
+
+
+def _requests(action: Callable[[], object]) -> int:
+    before = CountingSocket.requests
+    action()
+    return CountingSocket.requests - before
+
+
+def test_round_trips_per_operation(memcached: MemcachedServer) -> None:
+    counting = types.SimpleNamespace(**{name: getattr(socket, name) for name in dir(socket) if not name.startswith("__")})
+    counting.socket = CountingSocket
+    client = Client(_host_port(memcached.address), socket_module=counting, timeout=2)  # type: ignore[arg-type]  # a module stand-in
+    store = MemcacheTokenStore(mc=client, prefix=f"rt-{secrets.token_hex(4)}")
+    try:
+        now = int(time.time())
+        with pytest.raises(AuthCodeNotFound):
+            store.fetch_by_code("connect first")
+        same_expiry = _token(now, expires_at=now + 3600, refresh_expires_at=now + 3600)
+        two_expiries = _token(now)
+        no_refresh = _token(now, refresh_token=None, refresh_expires_at=None)
+        assert _requests(lambda: store.save_token(same_expiry)) == 1
+        assert _requests(lambda: store.save_token(two_expiries)) == 2
+        assert _requests(lambda: store.save_token(no_refresh)) == 1
+        assert two_expiries.refresh_token is not None
+        assert _requests(lambda: store.fetch_by_token(two_expiries.token)) == 1
+        assert _requests(lambda: store.fetch_by_refresh_token(two_expiries.refresh_token or "")) == 1
+        assert _requests(lambda: store.fetch_existing_token_of_user("client", "authorization_code", "user-1")) == 1
+        assert _requests(lambda: store.delete_refresh_token(two_expiries.refresh_token or "")) == 2
+        code = AuthorizationCode("client", f"c-{secrets.token_hex(4)}", now + 600, None, [])
+        assert _requests(lambda: store.save_code(code)) == 1
+        assert _requests(lambda: store.fetch_by_code(code.code)) == 1
+        assert _requests(lambda: store.consume_code(code.code)) == 2
+        assert _requests(lambda: store.delete_code(code.code)) == 1
+    finally:
+        store.close()
+
+
+def test_a_value_that_does_not_decode_raises_codec_error(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
+    raw = Client(_host_port(memcached.address), default_noreply=False)
+    try:
+        raw.set(_expected_key(store._prefix, "t", "planted"), b"token:1:[garbage")
+        raw.set(_expected_key(store._prefix, "c", "planted"), b"token:1:[]")
+        raw.set(_expected_key(store._prefix, "r", "planted"), 42)  # stored as b"42"
+    finally:
+        raw.close()
+    with pytest.raises(CodecError, match="invalid JSON"):
+        store.fetch_by_token("planted")
+    with pytest.raises(CodecError, match="holds a 'token' record"):
+        store.consume_code("planted")
+    with pytest.raises(CodecError):
+        store.fetch_by_refresh_token("planted")
+
+
+def test_a_record_larger_than_memcached_takes_is_refused_before_writing(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
+    token = _token(int(time.time()), data={"blob": "x" * (2 * 1024 * 1024)})
+    with pytest.raises(RecordTooLargeError, match="bytes"):
+        store.save_token(token)
+    assert not [key for key in memcached.keys() if key.startswith(store._prefix + ":")]
+
+
+def test_a_server_with_a_smaller_item_limit_leaves_nothing_half_written() -> None:
+    small = MemcachedServer(max_item_size=2048).start()
+    store = MemcacheTokenStore(servers=[small.address], prefix="small")
+    try:
+        now = int(time.time())
+        fits = _token(now)
+        store.save_token(fits)
+        too_big = _token(now, data={"blob": "x" * 4000})
+        with pytest.raises(RecordTooLargeError, match="too large"):
+            store.save_token(too_big)
+        # Same expiry for all three keys would be one batch; these differ, so two were needed.
+        assert small.ttl(_expected_key("small", "t", too_big.token)) is None
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_refresh_token(too_big.refresh_token or "")
+        assert store.fetch_by_token(fits.token) == fits
+    finally:
+        store.close()
+        small.stop()
