@@ -212,14 +212,17 @@ def test_records_differing_in_one_field_are_not_equal() -> None:
 
 @given(access_tokens(), authorization_codes())
 def test_reprs_never_show_a_secret(token: AccessToken, code: AuthorizationCode) -> None:
-    secret_fields = {"token", "refresh_token", "code", "code_challenge"}
+    placeholders = {"token": "X", "refresh_token": "X", "code": "X", "code_challenge": "A" * 43}
     for record in (token, code):
         text = repr(record)
-        public = " ".join(repr(getattr(record, f.name)) for f in attrs.fields(type(record)) if f.name not in secret_fields)
-        for name in secret_fields & {f.name for f in attrs.fields(type(record))}:
+        for name in placeholders.keys() & {f.name for f in attrs.fields(type(record))}:
             secret = getattr(record, name)
-            # Short strings turn up anywhere by chance, and a scope may equal a secret: skip those.
-            if secret is not None and len(secret) >= 8 and secret not in public:
+            if secret is None or len(secret) < 8:
+                continue  # short strings turn up anywhere by chance
+            # The secret may also be a scope, an id or a field name: then it is there regardless.
+            change: dict[str, Any] = {name: placeholders[name]}
+            without_secret = repr(attrs.evolve(record, **change))
+            if secret not in without_secret:
                 assert secret not in text, name
 
 
