@@ -81,12 +81,19 @@ def text_tuple(value: object, field: str) -> tuple[str, ...]:
             a set or mapping (no stable order), not iterable, or holds a non-str item.
         RecordValueError: an item is empty or not valid Unicode.
     """
-    if isinstance(value, (str, bytes)):
-        raise RecordTypeError(f"{field} must be a list of str, not a bare {type(value).__name__}")
-    if not isinstance(value, Iterable) or isinstance(value, (AbstractSet, Mapping)):
-        # Sets and mappings have no order a record could keep the same in every process.
-        raise RecordTypeError(f"{field} must be a list of str, not {type(value).__name__}")
-    return tuple(text(item, f"{field}[{index}]") for index, item in enumerate(value))
+    if type(value) is not list and type(value) is not tuple:  # the common cases skip the ABC checks
+        if isinstance(value, (str, bytes)):
+            raise RecordTypeError(f"{field} must be a list of str, not a bare {type(value).__name__}")
+        if not isinstance(value, Iterable) or isinstance(value, (AbstractSet, Mapping)):
+            # Sets and mappings have no order a record could keep the same in every process.
+            raise RecordTypeError(f"{field} must be a list of str, not {type(value).__name__}")
+    items: list[str] = []
+    for index, item in enumerate(value):
+        if type(item) is str and item and item.isascii():
+            items.append(item)
+        else:  # the full check, naming the item only when it is needed
+            items.append(text(item, f"{field}[{index}]"))
+    return tuple(items)
 
 
 def optional_text_tuple(value: object, field: str) -> tuple[str, ...] | None:

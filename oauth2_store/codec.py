@@ -16,6 +16,7 @@ saying what was wrong (never what the payload held). No other exception escapes 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Callable, Mapping
@@ -33,6 +34,7 @@ Loader = Callable[[object], R]
 """Turns the parsed JSON of one format version into a record; raises CodecError or RecordError."""
 
 _HEADER = re.compile(rb"([a-z]{1,16}):(0|[1-9][0-9]{0,8}):")
+_CACHED_PAYLOAD_SIZE = 2048
 _LEGACY_VERSION = 0
 
 
@@ -71,6 +73,7 @@ class RecordCodec(Generic[R]):
         version: int,
         dump: Callable[[R], list[object]],
         loaders: Mapping[int, Loader[R]],
+        cache_size: int = 1024,
     ) -> None:
         if version not in loaders:
             raise ValueError(f"no loader for the version {version} that {kind} records are written in")
@@ -80,6 +83,10 @@ class RecordCodec(Generic[R]):
         self._dump = dump
         self._loaders = dict(loaders)
         self._header = f"{kind}:{version}:".encode("ascii")
+        # Records are immutable and a payload fully determines its record, so the records of
+        # recently decoded payloads are kept: a resource server reads the same token on every
+        # request. Only small payloads, so the cache stays within a few MB.
+        self._decode_recent = functools.lru_cache(maxsize=cache_size)(self._decode)
 
     def encode(self, record: R) -> bytes:
         """Return the payload of ``record`` in the current format version."""
@@ -92,6 +99,11 @@ class RecordCodec(Generic[R]):
             CodecError: the payload is corrupt or truncated, holds another record kind or an
                 unknown version, is not valid JSON, or has a missing or invalid field.
         """
+        if type(payload) is bytes and len(payload) <= _CACHED_PAYLOAD_SIZE:
+            return self._decode_recent(payload)
+        return self._decode(payload)
+
+    def _decode(self, payload: bytes) -> R:
         what = f"{self.kind} record"
         if payload[:1] == b"{":
             version, body = _LEGACY_VERSION, payload

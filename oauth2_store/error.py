@@ -17,6 +17,7 @@ __all__ = [
     "CodecError",
     "NotFoundError",
     "RecordError",
+    "RecordTooLargeError",
     "RecordTypeError",
     "RecordValueError",
     "StoreError",
@@ -63,6 +64,10 @@ class CodecError(StoreError, ValueError):
     version, invalid JSON, and fields of the wrong type or missing. The message says what was
     wrong, never what the payload contained.
     """
+
+
+class RecordTooLargeError(StoreError, ValueError):
+    """A record's encoded value is larger than the backend accepts; nothing of it was stored."""
 
 
 class StoreUnavailableError(StoreError):

@@ -144,8 +144,12 @@ def _freeze_items(mapping: Mapping[str, object], path: str, depth: int) -> dict[
         # The annotation promises str keys; callers' data is checked all the same.
         if not isinstance(key, str):
             raise RecordTypeError(f"{path} keys must be str, not {type(key).__name__}")
-        key = plain_str(key, f"a key of {path}")
-        items[key] = _freeze_value(item, f"{path}[{_short(key)}]", depth)
+        if type(key) is not str or not key.isascii():
+            key = plain_str(key, f"a key of {path}")
+        if type(item) is str and item.isascii():  # the common case, without building a path
+            items[key] = item
+        else:
+            items[key] = _freeze_value(item, f"{path}[{_short(key)}]", depth)
     return items
 
 

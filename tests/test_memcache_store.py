@@ -19,9 +19,9 @@ from pymemcache.client.base import Client
 from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.clock import ManualClock
 from oauth2_store.codec import ACCESS_TOKEN_CODEC
-from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError, RecordTooLargeError
 from oauth2_store.store import AccessTokenStore, AuthCodeStore
-from oauth2_store.store.memcache import MemcacheTokenStore, RecordTooLargeError
+from oauth2_store.store.memcache import MemcacheTokenStore
 from oauth2_store.testing import TokenStoreContract
 from tests.memcache_backends import BACKENDS, Backend, _host_port
 from tests.memcached_server import MemcachedServer
@@ -111,7 +111,7 @@ def test_keys_follow_the_documented_layout_and_never_hold_a_secret(memcached: Me
             _expected_key(prefix, "t", awkward),
             _expected_key(prefix, "r", token.refresh_token),
             _expected_key(prefix, "c", code.code),
-            _expected_key(prefix, "u", json.dumps(["client", "authorization_code", "user-1"], ensure_ascii=False)),
+            _expected_key(prefix, "u", json.dumps(["client", "authorization_code", "user-1"])),
         ]
     )
     for key in ours:

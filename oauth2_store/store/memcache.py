@@ -2,7 +2,7 @@
 
 Key layout: ``<prefix>:<kind>:<digest>``, where kind is ``t`` (access token), ``r`` (refresh
 token), ``c`` (authorization code) or ``u`` (a user's latest token) and digest is the unpadded
-base64url SHA-256 of the secret (of ``[client_id, grant_type, user_id]`` as JSON for ``u``). No
+base64url SHA-256 of the secret (of ``json.dumps([client_id, grant_type, user_id])`` for ``u``). No
 token, refresh token or code ever appears in a key, every key is valid for memcached whatever the
 token holds, and kinds and prefixes never collide. Values are the versioned codec's bytes.
 
@@ -28,12 +28,12 @@ from pymemcache.client.hash import HashClient
 
 from oauth2_store.clock import Clock, system_clock
 from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC
-from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, RecordTooLargeError
 from oauth2_store.models import AccessToken, AuthorizationCode
 from oauth2_store.store.base import AccessTokenStore, AuthCodeStore
-from oauth2_store.store.memcache_clients import MemcacheConnection, RecordTooLargeError, connect, safe_pylibmc_client_class
+from oauth2_store.store.memcache_clients import MemcacheConnection, connect, safe_pylibmc_client_class
 
-__all__ = ["DEFAULT_PORT", "MemcacheTokenStore", "RecordTooLargeError"]
+__all__ = ["DEFAULT_PORT", "MemcacheTokenStore", "pymemcache_client"]
 
 DEFAULT_PORT = 11211
 
@@ -129,7 +129,7 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         return f"{self._prefix}:{kind}:{base64.urlsafe_b64encode(digest).rstrip(b'=').decode('ascii')}"
 
     def _user_key(self, client_id: str, grant_type: str, user_id: str | None) -> str:
-        return self._key("u", json.dumps([client_id, grant_type, user_id], ensure_ascii=False))
+        return self._key("u", json.dumps([client_id, grant_type, user_id]))
 
     def save_token(self, access_token: AccessToken) -> None:
         """Store ``access_token`` under its token, its refresh token and its user, with each key's

@@ -35,13 +35,9 @@ from pymemcache.client.retrying import RetryingClient
 from pymemcache.exceptions import MemcacheError, MemcacheServerError
 from pymemcache.serde import LegacyWrappingSerde
 
-from oauth2_store.error import CodecError, StoreError, StoreUnavailableError
+from oauth2_store.error import CodecError, RecordTooLargeError, StoreError, StoreUnavailableError
 
-__all__ = ["MemcacheConnection", "RecordTooLargeError", "connect"]
-
-
-class RecordTooLargeError(StoreError, ValueError):
-    """A record's encoded value is larger than memcached accepts; nothing of it was stored."""
+__all__ = ["MemcacheConnection", "connect", "safe_pylibmc_client_class"]
 
 
 class MemcacheConnection(Protocol):
@@ -92,19 +88,29 @@ class MemcacheConnection(Protocol):
         ...
 
 
-@contextlib.contextmanager
-def _translated(servers: str, library_errors: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
-    """Turn socket and library errors raised inside the block into the package's errors."""
-    caught = (OSError, MemcacheError) + library_errors
-    try:
-        yield
-    except StoreError:
-        raise
-    except MemcacheServerError as error:
-        if "too large" in str(error):
-            raise RecordTooLargeError(f"memcached at {servers} refused a value as too large") from error
-        raise StoreUnavailableError(f"memcached at {servers} answered with an error: {error}", servers) from error
-    except caught as error:
+class _translated:
+    """Context manager turning socket and library errors into the package's errors.
+
+    A class, not a generator-based context manager: it runs around every memcached call.
+    """
+
+    __slots__ = ("_caught", "_servers")
+
+    def __init__(self, servers: str, library_errors: tuple[type[BaseException], ...] = ()) -> None:
+        self._servers = servers
+        self._caught = (OSError, MemcacheError) + library_errors
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: object) -> None:
+        if error is None or isinstance(error, StoreError) or not isinstance(error, self._caught):
+            return
+        servers = self._servers
+        if isinstance(error, MemcacheServerError):
+            if "too large" in str(error):
+                raise RecordTooLargeError(f"memcached at {servers} refused a value as too large") from error
+            raise StoreUnavailableError(f"memcached at {servers} answered with an error: {error}", servers) from error
         # Messages of these libraries name keys (digests here), never values.
         raise StoreUnavailableError(f"memcached at {servers} failed: {type(error).__name__}: {error}", servers) from error
 
