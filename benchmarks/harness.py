@@ -40,3 +40,27 @@ def report(title: str, per_op: Mapping[str, list[float]], baseline: str) -> str:
         median = statistics.median(samples)
         lines.append(f"| {name} | {median * 1e6:.2f} | {min(samples) * 1e6:.2f} | {max(samples) * 1e6:.2f} | {median / base:.2f}x |")
     return "\n".join(lines) + "\n"
+
+
+Operation = Callable[[int], object]
+"""Runs the ``i``-th operation of a contender (inputs prepared beforehand, untimed)."""
+
+
+def alternate(contenders: Mapping[str, Operation], ops: int) -> dict[str, list[float]]:
+    """Time single operations, alternating contenders op by op (A B C, B C A, ...).
+
+    For network operations, where latency drifts from one millisecond to the next: each
+    contender's i-th operation runs right next to the others' i-th. Returns the seconds of every
+    operation, per contender; :func:`report` gives their medians.
+    """
+    names = list(contenders)
+    per_op: dict[str, list[float]] = {name: [] for name in names}
+    clock = time.perf_counter
+    for i in range(ops):
+        shift = i % len(names)
+        for name in names[shift:] + names[:shift]:
+            operation = contenders[name]
+            start = clock()
+            operation(i)
+            per_op[name].append(clock() - start)
+    return per_op

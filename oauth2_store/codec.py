@@ -48,9 +48,24 @@ def _frozen_json_object(value: object) -> Mapping[str, object]:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
-_ENCODER = json.JSONEncoder(
-    ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":"), default=_frozen_json_object
-)
+def _json_encoder() -> Callable[[object], str]:
+    """Compact UTF-8 JSON, with json's C encoder made once: ``JSONEncoder.encode`` makes a new one
+    on every call, which costs more than encoding a record."""
+    make_encoder = getattr(json.encoder, "c_make_encoder", None)
+    if make_encoder is None:  # a Python without json's C accelerator
+        return json.JSONEncoder(
+            ensure_ascii=False, allow_nan=False, check_circular=False, separators=(",", ":"), default=_frozen_json_object
+        ).encode
+    # markers, default, encoder, indent, key separator, item separator, sort_keys, skipkeys, allow_nan
+    iterencode = make_encoder(None, _frozen_json_object, json.encoder.encode_basestring, None, ":", ",", False, False, False)
+
+    def encode(value: object) -> str:
+        return "".join(iterencode(value, 0))
+
+    return encode
+
+
+_ENCODE_JSON = _json_encoder()
 _DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
@@ -90,7 +105,7 @@ class RecordCodec(Generic[R]):
 
     def encode(self, record: R) -> bytes:
         """Return the payload of ``record`` in the current format version."""
-        return self._header + _ENCODER.encode(self._dump(record)).encode("utf-8")
+        return self._header + _ENCODE_JSON(self._dump(record)).encode("utf-8")
 
     def decode(self, payload: bytes) -> R:
         """Return the record ``payload`` holds, whatever readable format version wrote it.

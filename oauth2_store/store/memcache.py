@@ -1,8 +1,9 @@
 """The memcached token store: tokens and codes shared by every process and host of a provider.
 
 Key layout: ``<prefix>:<kind>:<digest>``, where kind is ``t`` (access token), ``r`` (refresh
-token), ``c`` (authorization code) or ``u`` (a user's latest token) and digest is the unpadded
-base64url SHA-256 of the secret (of ``json.dumps([client_id, grant_type, user_id])`` for ``u``). No
+token), ``c`` (authorization code) or ``u`` (a user's latest token) and digest is the hex SHA-256
+of the secret's UTF-8 (for ``u``, of ``<len>:<client_id><len>:<grant_type><len>:<user_id>``, with
+``-`` for a user id of None). No
 token, refresh token or code ever appears in a key, every key is valid for memcached whatever the
 token holds, and kinds and prefixes never collide. Values are the versioned codec's bytes.
 
@@ -14,10 +15,8 @@ record.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import importlib
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -125,11 +124,12 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         self._connection.close()
 
     def _key(self, kind: _Kind, secret: str) -> str:
-        digest = hashlib.sha256(secret.encode("utf-8")).digest()
-        return f"{self._prefix}:{kind}:{base64.urlsafe_b64encode(digest).rstrip(b'=').decode('ascii')}"
+        return f"{self._prefix}:{kind}:{hashlib.sha256(secret.encode('utf-8')).hexdigest()}"
 
     def _user_key(self, client_id: str, grant_type: str, user_id: str | None) -> str:
-        return self._key("u", json.dumps([client_id, grant_type, user_id]))
+        # Length-prefixed, so no two (client, grant, user) triples give the same string.
+        user = "-" if user_id is None else f"{len(user_id)}:{user_id}"
+        return self._key("u", f"{len(client_id)}:{client_id}{len(grant_type)}:{grant_type}{user}")
 
     def save_token(self, access_token: AccessToken) -> None:
         """Store ``access_token`` under its token, its refresh token and its user, with each key's
