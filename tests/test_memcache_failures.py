@@ -4,15 +4,22 @@ and a store that works again once the server is back, without being rebuilt."""
 from __future__ import annotations
 
 import secrets
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from pymemcache.client.base import Client
+from pymemcache.client.hash import HashClient
+from pymemcache.client.retrying import RetryingClient
 
 from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, StoreUnavailableError
 from oauth2_store.store.memcache import MemcacheTokenStore
+from oauth2_store.store.memcache_clients import _server_name
+from tests.memcache_backends import _host_port
 from tests.memcached_server import MemcachedServer
 
 TIMEOUT = 0.5
@@ -81,9 +88,15 @@ def store_on(build: Builder) -> Iterator[Callable[[list[MemcachedServer]], Memca
             pass
 
 
-def _token() -> AccessToken:
+def _token(user_id: str = "u") -> AccessToken:
     return AccessToken(
-        "client", "password", f"tok-{secrets.token_hex(8)}", expires_at=int(time.time()) + 600, refresh_token=f"ref-{secrets.token_hex(8)}", user_id="u"
+        "client",
+        "password",
+        f"tok-{secrets.token_hex(8)}",
+        expires_at=int(time.time()) + 600,
+        refresh_token=f"ref-{secrets.token_hex(8)}",
+        refresh_expires_at=int(time.time()) + 3600,
+        user_id=user_id,
     )
 
 
@@ -139,7 +152,7 @@ def test_a_frozen_server_times_out_and_works_again_when_thawed(store_on: Callabl
         token = _token()
         store.save_token(token)
         server.freeze()
-        for operation in _every_operation(store, token)[:3]:
+        for operation in _every_operation(store, token):
             _assert_unavailable_fast(operation, server, token.token)
         server.thaw()
         _back_in_service(store)
@@ -201,20 +214,108 @@ def _digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def test_pylibmc_ascii_protocol_hides_the_first_failure_as_a_miss() -> None:
-    """Pins a limit of pylibmc, documented in the README: with the ASCII protocol (binary=False,
-    pylibmc's default) the first read after the server dies answers a miss; later calls raise.
-    With binary=True the first read raises too (the tests above)."""
+@pytest.mark.parametrize("binary", [False, True], ids=["ascii", "binary"])
+@pytest.mark.parametrize("fault", ["kill", "freeze"])
+def test_pylibmc_never_reads_a_failure_as_a_miss(binary: bool, fault: str) -> None:
+    """pylibmc answers the first read after a write and a server death or freeze as a miss
+    (either protocol); the store reads a miss twice, and the second read raises."""
     server = MemcachedServer().start()
-    store = MemcacheTokenStore(servers=[server.address], prefix="ascii", behaviors={"connect_timeout": 500, "retry_timeout": 1})
+    store = MemcacheTokenStore(
+        servers=[server.address], prefix="pylibmc", binary=binary, behaviors={"connect_timeout": 500, "_poll_timeout": 500, "retry_timeout": 1}
+    )
     try:
         token = _token()
+        code = AuthorizationCode("client", f"code-{secrets.token_hex(8)}", int(time.time()) + 600, None, [])
         store.save_token(token)
-        server.kill()
-        with pytest.raises(AccessTokenNotFound):
-            store.fetch_by_token(token.token)
+        store.save_code(code)
+        server.kill() if fault == "kill" else server.freeze()
+        with pytest.raises(StoreUnavailableError):
+            store.consume_code(code.code)
         with pytest.raises(StoreUnavailableError):
             store.fetch_by_token(token.token)
     finally:
         store.close()
         server.stop()
+
+
+class LosingProxy:
+    """A loopback proxy in front of memcached that loses the reply to the first delete it relays
+    (the server did delete): a fault no healthy server produces, made on a real connection."""
+
+    def __init__(self, server: MemcachedServer) -> None:
+        self.server = server
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lose_next_delete = True
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        with client, socket.create_connection(("127.0.0.1", self.server.port)) as upstream:
+            while request := client.recv(65536):
+                upstream.sendall(request)
+                reply = upstream.recv(65536)
+                ends = (b"END\r\n",) if request.startswith(b"get") else (b"\r\n",)
+                while not reply.endswith(ends):
+                    reply += upstream.recv(65536)
+                if request.startswith(b"delete ") and self.lose_next_delete:
+                    self.lose_next_delete = False
+                    return  # the connection drops with the reply
+                client.sendall(reply)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_lost_delete_reply_is_an_error_not_a_used_code_even_through_retrying_client() -> None:
+    server = MemcachedServer().start()
+    proxy = LosingProxy(server)
+    store = MemcacheTokenStore(mc=RetryingClient(Client(("127.0.0.1", proxy.port), timeout=1), attempts=3), prefix="lost")
+    try:
+        code = AuthorizationCode("client", f"code-{secrets.token_hex(8)}", int(time.time()) + 600, None, [])
+        store.save_code(code)
+        # Retrying the delete would answer NOT_FOUND and read as "already used": nobody would win.
+        with pytest.raises(StoreUnavailableError):
+            store.consume_code(code.code)
+    finally:
+        store.close()
+        proxy.close()
+        server.stop()
+
+
+def test_a_failed_save_leaves_no_part_of_the_token_on_the_other_servers() -> None:
+    servers = [MemcachedServer().start() for _ in range(3)]
+    store = MemcacheTokenStore(servers=[server.address for server in servers], prefix="half", connect_timeout=TIMEOUT, timeout=TIMEOUT)
+    try:
+        ring = HashClient([_host_port(server.address) for server in servers])
+        # A user whose entry lives on servers[1], and a token whose own key lives elsewhere.
+        user = next(u for u in (f"user-{i}" for i in range(1000)) if _server_of(ring, store._user_key("client", "password", u)) == servers[1].port)
+        token = next(
+            t
+            for t in (_token(user_id=user) for _ in range(1000))
+            if _server_of(ring, store._key("t", t.token)) != servers[1].port and _server_of(ring, store._key("r", t.refresh_token or "")) != servers[1].port
+        )
+        servers[1].kill()
+        with pytest.raises(StoreUnavailableError):
+            store.save_token(token)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(token.token)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_refresh_token(token.refresh_token or "")
+    finally:
+        store.close()
+        for server in servers:
+            server.stop()
+
+
+def _server_of(ring: HashClient, key: str) -> int:
+    client = ring._get_client(key)
+    assert client is not None
+    return _host_port(_server_name(client.server))[1]

@@ -18,11 +18,13 @@ import pylibmc
 import pytest
 from pymemcache.client.base import Client, PooledClient
 from pymemcache.client.hash import HashClient
+from pymemcache.client.retrying import RetryingClient
 from pymemcache.serde import pickle_serde
 
 from oauth2_store import AccessToken
 from oauth2_store.error import CodecError
 from oauth2_store.store.memcache import MemcacheTokenStore, pymemcache_client
+from oauth2_store.store.memcache_clients import safe_pylibmc_client_class
 from tests.memcache_backends import BACKENDS, Backend, _host_port
 from tests.memcached_server import MemcachedServer
 
@@ -86,6 +88,8 @@ def test_servers_alone_build_a_pymemcache_client(memcached: MemcachedServer, mem
     default_port, ipv6 = pymemcache_client(["127.0.0.1"]), pymemcache_client(["[::1]:11300"])
     assert isinstance(default_port, PooledClient) and default_port.server == ("127.0.0.1", 11211)
     assert isinstance(ipv6, PooledClient) and ipv6.server == ("::1", 11300)
+    bare_ipv6 = pymemcache_client(["::1"])
+    assert isinstance(bare_ipv6, PooledClient) and bare_ipv6.server == ("::1", 11211)
     store = MemcacheTokenStore(None, "oauth2", [memcached.address])  # python-oauth2's positional form
     try:
         assert store.library == "pymemcache"
@@ -113,6 +117,9 @@ def test_servers_alone_build_a_pymemcache_client(memcached: MemcachedServer, mem
         (dict(mc=Client(("127.0.0.1", 1), serde=pickle_serde)), ValueError, "unpickle"),
         (dict(mc=PooledClient(("127.0.0.1", 1), serde=pickle_serde)), ValueError, "unpickle"),
         (dict(mc=pylibmc.Client(["127.0.0.1:1"])), ValueError, "unpickles"),
+        (dict(mc=RetryingClient(Client(("127.0.0.1", 1), ignore_exc=True))), ValueError, "ignore_exc"),
+        (dict(mc=safe_pylibmc_client_class()(["127.0.0.1:1"], behaviors={"auto_eject": True})), ValueError, "auto_eject"),
+        (dict(servers=["127.0.0.1"], behaviors={"remove_failed": 1}), ValueError, "remove_failed"),
     ],
     ids=lambda value: value if isinstance(value, str) else "",
 )

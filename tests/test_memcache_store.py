@@ -17,7 +17,7 @@ from pymemcache.client.base import Client
 from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.clock import ManualClock
 from oauth2_store.codec import ACCESS_TOKEN_CODEC
-from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError, RecordTooLargeError
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError, RecordTooLargeError, StoreUnavailableError
 from oauth2_store.store import AccessTokenStore, AuthCodeStore
 from oauth2_store.store.memcache import MemcacheTokenStore
 from oauth2_store.testing import TokenStoreContract
@@ -266,17 +266,26 @@ def test_a_record_larger_than_memcached_takes_is_refused_before_writing(memcache
     assert not [key for key in memcached.keys() if key.startswith(store._prefix + ":")]
 
 
-def test_a_server_with_a_smaller_item_limit_leaves_nothing_half_written() -> None:
+@pytest.mark.parametrize(
+    ("extra", "error", "message"),
+    [
+        ({}, RecordTooLargeError, "too large"),
+        ({"binary": True}, RecordTooLargeError, "too large"),
+        # python-memcached reports a refused value like any other failure.
+        ({"debug": 0}, StoreUnavailableError, "does not say why"),
+    ],
+    ids=["pymemcache", "pylibmc", "python-memcached"],
+)
+def test_a_server_with_a_smaller_item_limit_leaves_nothing_half_written(extra: dict[str, Any], error: type[Exception], message: str) -> None:
     small = MemcachedServer(max_item_size=2048).start()
-    store = MemcacheTokenStore(servers=[small.address], prefix="small")
+    store = MemcacheTokenStore(servers=[small.address], prefix="small", **extra)
     try:
         now = int(time.time())
         fits = _token(now)
         store.save_token(fits)
         too_big = _token(now, data={"blob": "x" * 4000})
-        with pytest.raises(RecordTooLargeError, match="too large"):
+        with pytest.raises(error, match=message):
             store.save_token(too_big)
-        # Same expiry for all three keys would be one batch; these differ, so two were needed.
         assert small.ttl(_expected_key("small", "t", too_big.token)) is None
         with pytest.raises(AccessTokenNotFound):
             store.fetch_by_refresh_token(too_big.refresh_token or "")
@@ -284,3 +293,20 @@ def test_a_server_with_a_smaller_item_limit_leaves_nothing_half_written() -> Non
     finally:
         store.close()
         small.stop()
+
+
+def test_expiries_beyond_2038_never_expire_in_memcached_and_still_expire_on_read(memcached: MemcachedServer) -> None:
+    # memcached answers STORED to an absolute time of 2**31 or later, then drops the item.
+    clock = ManualClock()
+    store = MemcacheTokenStore(servers=[memcached.address], prefix=f"y2038-{secrets.token_hex(4)}", clock=clock)
+    try:
+        far = 4_102_444_800  # 2100-01-01
+        token = _token(int(clock()), expires_at=far, refresh_expires_at=far)
+        store.save_token(token)
+        assert memcached.ttl(_expected_key(store._prefix, "t", token.token)) == -1
+        assert store.fetch_by_token(token.token) == token
+        clock.advance(far - int(clock()))
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(token.token)
+    finally:
+        store.close()

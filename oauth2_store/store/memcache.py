@@ -39,6 +39,9 @@ DEFAULT_PORT = 11211
 THIRTY_DAYS = 30 * 24 * 3600
 """memcached reads an expiration above this as an absolute unix time, not a number of seconds."""
 
+MEMCACHED_MAX_TIME = 2**31 - 1
+"""The latest absolute expiration memcached keeps (January 2038)."""
+
 MAX_VALUE_SIZE = 1024 * 1024 - 1024
 """Default largest value written: memcached's default item size (1 MiB) less room for the key
 and item header. Larger records are refused before anything is written."""
@@ -107,7 +110,7 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         self._connection: MemcacheConnection = connect(mc)
         self._prefix = prefix
         self._clock = clock
-        self._max_value_size = max_value_size
+        self._max_value_size = min(max_value_size, self._connection.max_value_size or max_value_size)
 
     @property
     def servers(self) -> str:
@@ -135,14 +138,15 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         """Store ``access_token`` under its token, its refresh token and its user, with each key's
         memcached expiration following its record. An expired part is not written, and deletes
         what was stored under its keys (so re-saving a token with an earlier expiry ends it early).
-        At most two round trips (a write per distinct expiration, or a write and a delete), each
-        waiting for the server's reply.
+        At most two requests (a write per distinct expiration, or a write and a delete), each
+        waiting for the server's reply: two round trips on one server; with several servers, one
+        per server a request's keys hash to, made in turn.
 
         Raises:
             RecordTooLargeError: the encoded token is larger than ``max_value_size`` or than the
                 server accepts; nothing of it is stored.
-            StoreUnavailableError: memcached failed; what this call wrote is deleted again where
-                possible.
+            StoreUnavailableError: memcached failed; the call then deletes every key it named,
+                where the servers let it (an earlier version of the same token goes too).
         """
         payload = self._payload(ACCESS_TOKEN_CODEC.encode(access_token))
         now = self._clock()
@@ -161,23 +165,28 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
                 deletes.append(refresh_key)
             else:
                 writes.setdefault(refresh_expire, {})[refresh_key] = payload
-        self._write(writes)
-        if deletes:
-            self._connection.delete_many(deletes)
+        self._write(writes, deletes)
 
-    def _write(self, batches: Mapping[int, Mapping[str, bytes]]) -> None:
-        written: list[str] = []
+    def _write(self, batches: Mapping[int, Mapping[str, bytes]], deletes: Sequence[str] = ()) -> None:
+        """Write each batch, then delete ``deletes``; on failure, delete every key this call named.
+
+        A batch that fails may be stored in part (on another server, or before the error), so its
+        keys are deleted too: a failed save leaves none of the record, not an access key without
+        its refresh key, nor a refresh key whose expired access key was not deleted.
+        """
+        touched: list[str] = []
         try:
             for expire, values in batches.items():
+                touched.extend(values)
                 self._connection.set_many(values, expire)
-                written.extend(values)
+            if deletes:
+                touched.extend(deletes)
+                self._connection.delete_many(deletes)
         except BaseException:
-            if written:
-                # Leave no half-saved token behind, such as an access key without its refresh key.
-                try:
-                    self._connection.delete_many(written)
-                except Exception:  # the original error is the one to report
-                    pass
+            try:
+                self._connection.delete_many(touched)
+            except Exception:  # the original error is the one to report
+                pass
             raise
 
     def _payload(self, payload: bytes) -> bytes:
@@ -250,7 +259,7 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         )
 
     def _get_token(self, key: str) -> AccessToken:
-        payload = self._connection.get_many([key]).get(key)
+        payload = self._connection.get(key)
         if payload is None:
             raise AccessTokenNotFound("no live access token matches")
         return ACCESS_TOKEN_CODEC.decode(payload)
@@ -269,7 +278,7 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         if expire is None:
             self._connection.delete(key)
         else:
-            self._connection.set_many({key: payload}, expire)
+            self._write({expire: {key: payload}})
 
     def fetch_by_code(self, code: str) -> AuthorizationCode:
         """Return the live authorization code ``code`` without using it up (one round trip).
@@ -282,7 +291,7 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         return self._live_code(code, self._key("c", code))
 
     def _live_code(self, code: str, key: str) -> AuthorizationCode:
-        payload = self._connection.get_many([key]).get(key)
+        payload = self._connection.get(key)
         if payload is None:
             raise AuthCodeNotFound("no live authorization code matches")
         authorization_code = AUTH_CODE_CODEC.decode(payload)
@@ -318,21 +327,25 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
 
 
 def _memcached_expiration(expires_at: int | None, now: float) -> int | None:
-    """The memcached expiration for a record expiring at ``expires_at``: 0 for never, seconds
-    (rounded up) within 30 days, the absolute unix time beyond; None if already expired."""
+    """The memcached expiration for a record expiring at ``expires_at``: seconds (rounded up)
+    within 30 days, the absolute unix time beyond; 0 (never) for no expiry or a time memcached
+    cannot hold (2**31 and later: it answers STORED and drops the item); None if already expired.
+    Reads check expiry themselves, so a key that outlives its record is never returned."""
     if expires_at is None:
         return 0
     remaining = expires_at - now
     if remaining <= 0:
         return None
-    if remaining > THIRTY_DAYS:
-        return expires_at
-    return math.ceil(remaining)
+    if remaining <= THIRTY_DAYS:
+        return math.ceil(remaining)
+    return expires_at if expires_at <= MEMCACHED_MAX_TIME else 0
 
 
 def _parse_server(server: object) -> tuple[str, int]:
     if not isinstance(server, str) or not server:
         raise ValueError("each server must be a non-empty 'host' or 'host:port' string")
+    if server.count(":") > 1 and not server.startswith("["):
+        return server, DEFAULT_PORT  # a bare IPv6 address: a port needs the [addr]:port form
     host, colon, port = server.rpartition(":") if not server.endswith("]") else (server, "", "")
     if not colon or "]" in port:
         return server.strip("[]"), DEFAULT_PORT
@@ -368,6 +381,9 @@ def _build_client(args: Sequence[Any], kwargs: dict[str, Any]) -> object:
     library = libraries[0] if libraries else "pymemcache"
     if library == "pylibmc":
         _require("pylibmc", "pylibmc")
+        ejecting = {"auto_eject", "remove_failed"} & set(kwargs.get("behaviors") or {})
+        if ejecting:
+            raise ValueError(f"pylibmc behaviors {', '.join(sorted(ejecting))} move a failing server's keys to another server: not allowed")
         return safe_pylibmc_client_class()([f"{host}:{port}" for host, port in map(_parse_server, servers)], **kwargs)
     if library == "python-memcached":
         memcache = _require("memcache", "python-memcached")

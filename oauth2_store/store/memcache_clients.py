@@ -1,18 +1,22 @@
 """One typed seam in front of every memcached client library the memcache store accepts.
 
-:class:`MemcacheConnection` is all the store needs: get, get_many, set_many, delete, delete_many,
-with str keys and bytes values, each call one round trip per server involved, each write waiting
-for the server's reply. :func:`connect` wraps a client object of pymemcache (``Client``,
+:class:`MemcacheConnection` is all the store needs: get, set_many, delete, delete_many, with str
+keys and bytes values, each call one round trip per server involved, each write waiting for the
+server's reply. :func:`connect` wraps a client object of pymemcache (``Client``,
 ``PooledClient``, ``HashClient``, ``RetryingClient``), pylibmc or python-memcached in the adapter
 for its library. Everything that differs between the libraries is handled here and nowhere else:
 
 - **Failures.** Every library error, socket error and timeout becomes
-  :class:`~oauth2_store.error.StoreUnavailableError` naming the server, in :func:`_translated`.
-  Where a library hides a failure as a miss, the adapter detects it and raises all the same:
-  pymemcache's ``HashClient`` answers misses for a server in its retry window, so keys are routed
-  to the per-server clients directly; python-memcached answers None/0 for a dead server and
+  :class:`~oauth2_store.error.StoreUnavailableError` naming the server, in :class:`_translated`.
+  Where a library hides a failure as a miss, the adapter detects it or avoids the call that hides
+  it: pymemcache's ``HashClient`` answers misses for a server in its retry window, so keys are
+  routed to the per-server clients directly; python-memcached answers None/0 for a dead server and
   routes keys to other servers, so its dead-host marks are checked after every call (and reset
-  before it, so a server that is back is used at once instead of after ``dead_retry``).
+  before it, so a server that is back is used at once instead of after ``dead_retry``); pylibmc
+  answers the first read after a server died or timed out as a miss, so a miss is read twice (the
+  second read raises). Clients that retry or eject servers in ways that lose a result are refused or bypassed:
+  ``ignore_exc``, pylibmc's ``auto_eject``, and ``RetryingClient`` for deletes (a retried delete
+  of a code whose first reply was lost answers NOT_FOUND: the code would be used by nobody).
 - **Values.** Only bytes are written and read. A client that would unpickle what it reads (a
   pymemcache serde, python-memcached's and pylibmc's built-in pickle support) could be made to run
   code by whoever can write to the cache, so the adapters refuse such clients or switch the
@@ -49,12 +53,15 @@ class MemcacheConnection(Protocol):
     library: str
     """The client library: ``pymemcache``, ``pylibmc`` or ``python-memcached``."""
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        """Return the values of the keys that exist.
+    max_value_size: int | None
+    """The largest value the client library itself accepts, if it has its own limit."""
+
+    def get(self, key: str) -> bytes | None:
+        """Return the value of ``key``, or None if it does not exist.
 
         Raises:
-            StoreUnavailableError: a server failed.
-            CodecError: a value is not bytes.
+            StoreUnavailableError: the server failed.
+            CodecError: the value is not bytes.
         """
         ...
 
@@ -94,11 +101,14 @@ class _translated:
     A class, not a generator-based context manager: it runs around every memcached call.
     """
 
-    __slots__ = ("_caught", "_servers")
+    __slots__ = ("_caught", "_servers", "_too_large")
 
-    def __init__(self, servers: str, library_errors: tuple[type[BaseException], ...] = ()) -> None:
+    def __init__(
+        self, servers: str, library_errors: tuple[type[BaseException], ...] = (), too_large: tuple[type[BaseException], ...] = ()
+    ) -> None:
         self._servers = servers
         self._caught = (OSError, MemcacheError) + library_errors
+        self._too_large = too_large
 
     def __enter__(self) -> None:
         return None
@@ -107,6 +117,8 @@ class _translated:
         if error is None or isinstance(error, StoreError) or not isinstance(error, self._caught):
             return
         servers = self._servers
+        if isinstance(error, self._too_large):
+            raise RecordTooLargeError(f"memcached at {servers} refused a value as too large") from error
         if isinstance(error, MemcacheServerError):
             if "too large" in str(error):
                 raise RecordTooLargeError(f"memcached at {servers} refused a value as too large") from error
@@ -115,13 +127,10 @@ class _translated:
         raise StoreUnavailableError(f"memcached at {servers} failed: {type(error).__name__}: {error}", servers) from error
 
 
-def _bytes_values(found: Mapping[str, object]) -> dict[str, bytes]:
-    values: dict[str, bytes] = {}
-    for key, value in found.items():
-        if not isinstance(value, bytes):
-            raise CodecError(f"memcached returned a {type(value).__name__}, not bytes: the value was not written by oauth2-store")
-        values[key] = value
-    return values
+def _bytes_or_none(value: object) -> bytes | None:
+    if value is None or isinstance(value, bytes):
+        return value
+    raise CodecError(f"memcached returned a {type(value).__name__}, not bytes: the value was not written by oauth2-store")
 
 
 def _server_name(server: object) -> str:
@@ -136,14 +145,16 @@ def _server_name(server: object) -> str:
 class _PymemcacheOps(Protocol):
     """The calls made on a pymemcache client (Client, PooledClient, or RetryingClient of one)."""
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, object]: ...
+    def get(self, key: str) -> object: ...
     def set_many(self, values: Mapping[str, bytes], expire: int = 0, noreply: bool | None = None) -> list[str]: ...
     def delete(self, key: str, noreply: bool | None = None) -> bool: ...
     def delete_many(self, keys: Sequence[str], noreply: bool | None = None) -> bool: ...
     def close(self) -> None: ...
 
 
-def _check_pymemcache_serde(client: PymemcacheClient | PooledClient) -> None:
+def _check_pymemcache_client(client: PymemcacheClient | PooledClient) -> None:
+    if client.ignore_exc:
+        raise ValueError("the pymemcache client has ignore_exc=True: it would turn failures into misses")
     serde = client.serde
     if not (isinstance(serde, LegacyWrappingSerde) and getattr(serde.deserialize, "__func__", None) is LegacyWrappingSerde._default_deserialize):
         raise ValueError(
@@ -153,22 +164,28 @@ def _check_pymemcache_serde(client: PymemcacheClient | PooledClient) -> None:
 
 
 class _PymemcacheConnection:
-    """A pymemcache Client, PooledClient or RetryingClient: one server, errors raised."""
+    """A pymemcache Client or PooledClient, or a RetryingClient of one: one server, errors raised.
+
+    A RetryingClient retries reads and writes, which is harmless; a delete goes to the client it
+    wraps, because a retried delete answers NOT_FOUND when only the first reply was lost.
+    """
 
     library = "pymemcache"
+    max_value_size: int | None = None
 
-    def __init__(self, client: object, servers: str, thread_safe: bool) -> None:
-        # A pymemcache Client, PooledClient or RetryingClient of one (checked by connect()).
+    def __init__(self, client: object, inner: PymemcacheClient | PooledClient) -> None:
+        _check_pymemcache_client(inner)
         # RetryingClient forwards calls through __getattr__, which neither mypy nor typeguard can
         # see, and is not generic at run time: hence object and a cast.
         self._client = cast(_PymemcacheOps, client)
-        self.servers = servers
+        self._deleter = cast(_PymemcacheOps, inner)
+        self.servers = _server_name(inner.server)
+        thread_safe = isinstance(inner, PooledClient)
         self._lock: contextlib.AbstractContextManager[object] = contextlib.nullcontext() if thread_safe else threading.Lock()
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+    def get(self, key: str) -> bytes | None:
         with self._lock, _translated(self.servers):
-            found = self._client.get_many(keys)
-        return _bytes_values(found)
+            return _bytes_or_none(self._client.get(key))
 
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
         with self._lock, _translated(self.servers):
@@ -178,15 +195,15 @@ class _PymemcacheConnection:
 
     def delete(self, key: str) -> bool:
         with self._lock, _translated(self.servers):
-            return self._client.delete(key, noreply=False)
+            return self._deleter.delete(key, noreply=False)
 
     def delete_many(self, keys: Sequence[str]) -> None:
         with self._lock, _translated(self.servers):
-            self._client.delete_many(keys, noreply=False)
+            self._deleter.delete_many(keys, noreply=False)
 
     def close(self) -> None:
         with self._lock, _translated(self.servers):
-            self._client.close()
+            self._deleter.close()
 
 
 class _HashConnection:
@@ -200,12 +217,13 @@ class _HashConnection:
     """
 
     library = "pymemcache"
+    max_value_size: int | None = None
 
     def __init__(self, client: HashClient) -> None:
         if client.ignore_exc:
             raise ValueError("the HashClient has ignore_exc=True: it would turn failures into misses")
         for server_client in client.clients.values():
-            _check_pymemcache_serde(server_client)
+            _check_pymemcache_client(server_client)
         self._client = client
         self.servers = ",".join(client.clients)
         self._lock: contextlib.AbstractContextManager[object] = contextlib.nullcontext() if client.use_pooling else threading.Lock()
@@ -223,13 +241,11 @@ class _HashConnection:
             batches.setdefault(name, (cast(_PymemcacheOps, server_client), []))[1].append(key)
         return batches
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        found: dict[str, object] = {}
+    def get(self, key: str) -> bytes | None:
         with self._lock:
-            for name, (server_client, server_keys) in self._route(keys).items():
-                with _translated(name):
-                    found.update(server_client.get_many(server_keys))
-        return _bytes_values(found)
+            ((name, (server_client, _)),) = self._route([key]).items()
+            with _translated(name):
+                return _bytes_or_none(server_client.get(key))
 
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
         with self._lock:
@@ -270,8 +286,9 @@ class _PythonMemcachedClient(Protocol):
 
     servers: list[_MemcacheHost]
     unpickler: Callable[..., object]
+    server_max_value_length: int
 
-    def get_multi(self, keys: Sequence[str]) -> dict[str, object]: ...
+    def get(self, key: str) -> object: ...
     def set_multi(self, mapping: Mapping[str, bytes], time: int = 0) -> list[str]: ...
     def delete(self, key: str) -> int: ...
     def delete_multi(self, keys: Sequence[str]) -> int: ...
@@ -280,12 +297,18 @@ class _PythonMemcachedClient(Protocol):
 
 
 class _RefusingUnpickler:
-    """Installed as python-memcached's unpickler: a pickled value from the cache is never loaded."""
+    """Installed as python-memcached's unpickler: a pickled value from the cache is never loaded.
+
+    python-memcached turns the error into a miss; ``refused`` lets the adapter tell, per thread.
+    """
+
+    refused = threading.local()
 
     def __init__(self, file: object) -> None:
         pass
 
     def load(self) -> object:
+        _RefusingUnpickler.refused.value = True
         raise CodecError("oauth2-store never unpickles values read from memcached")
 
 
@@ -297,13 +320,17 @@ class _PythonMemcachedConnection:
     (the server is tried again now, not after ``dead_retry``) and after it raises
     StoreUnavailableError if a server was marked dead during the call. It also unpickles values
     flagged as pickles; the adapter replaces the unpickler (per thread: the client is a
-    ``threading.local``) with one that refuses, so such a value reads as None: a CodecError.
+    ``threading.local``) with one that refuses, and raises CodecError where python-memcached would
+    report the refusal as a miss.
     """
 
     library = "python-memcached"
 
     def __init__(self, client: _PythonMemcachedClient) -> None:
         self._client = client
+        # Larger values it refuses itself, after waiting out socket_timeout and marking the
+        # server dead: the store refuses them first.
+        self.max_value_size: int | None = client.server_max_value_length or None
         self.servers = ",".join(str(host).split(" ")[0].removeprefix("inet:") for host in client.servers)
 
     @contextlib.contextmanager
@@ -312,22 +339,29 @@ class _PythonMemcachedConnection:
         if client.unpickler is not _RefusingUnpickler:
             client.unpickler = _RefusingUnpickler
         client.forget_dead_hosts()
+        _RefusingUnpickler.refused.value = False
         with _translated(self.servers):
             yield client
         dead = [str(host) for host in client.servers if host.deaduntil]
         if dead:
             raise StoreUnavailableError(f"memcached at {', '.join(dead)} failed (python-memcached marked it dead)", self.servers)
+        if _RefusingUnpickler.refused.value:
+            raise CodecError("memcached returned a value flagged as a pickle: it was not written by oauth2-store")
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+    def get(self, key: str) -> bytes | None:
         with self._call() as client:
-            found = client.get_multi(keys)
-        return _bytes_values(found)
+            value = client.get(key)
+        return _bytes_or_none(value)
 
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
         with self._call() as client:
             failed = client.set_multi(values, time=expire)
         if failed:
-            raise StoreUnavailableError(f"memcached at {self.servers} did not store {len(failed)} of {len(values)} values", self.servers)
+            raise StoreUnavailableError(
+                f"memcached at {self.servers} did not store {len(failed)} of {len(values)} values "
+                "(python-memcached does not say why: too large for the server's item size, or out of memory)",
+                self.servers,
+            )
 
     def delete(self, key: str) -> bool:
         with self._call() as client:
@@ -348,8 +382,9 @@ class _PylibmcClient(Protocol):
     """The part of ``pylibmc.Client`` (1.6) the adapter uses."""
 
     addresses: list[str]
+    behaviors: Mapping[str, object]
 
-    def get_multi(self, keys: Sequence[str]) -> dict[str, object]: ...
+    def get(self, key: str) -> object: ...
     def set_multi(self, mapping: Mapping[str, bytes], time: int = 0) -> list[str]: ...
     def delete(self, key: str) -> bool: ...
     def delete_multi(self, keys: Sequence[str]) -> bool: ...
@@ -358,28 +393,38 @@ class _PylibmcClient(Protocol):
 
 
 class _PylibmcConnection:
-    """A ``pylibmc.Client``, used under a lock (a pylibmc client is not thread-safe)."""
+    """A ``pylibmc.Client``, used under a lock (a pylibmc client is not thread-safe).
+
+    Its first read after a server dies or stops answering answers a miss (``get``: None,
+    ``get_multi``: ``{}``), with either protocol; later reads raise. So a miss is read twice: a
+    genuine one costs two round trips, a failure raises. ``auto_eject`` is refused: it moves a
+    failing server's keys to the others.
+    """
 
     library = "pylibmc"
+    max_value_size: int | None = None
 
     def __init__(self, client: _PylibmcClient, library_errors: tuple[type[BaseException], ...], too_big: type[BaseException]) -> None:
+        if client.behaviors.get("auto_eject"):
+            raise ValueError("the pylibmc client has auto_eject: a failing server's keys would move to another server")
         self._client = client
         self._errors = library_errors
-        self._too_big = too_big
+        self._too_big = (too_big,)
         self.servers = ",".join(client.addresses)
         self._lock = threading.Lock()
 
-    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+    def get(self, key: str) -> bytes | None:
         with self._lock, _translated(self.servers, self._errors):
-            found = self._client.get_multi(keys)
-        return _bytes_values(found)
+            value = self._client.get(key)
+            if value is None:
+                # pylibmc answers the first read after the server died or stopped answering as a
+                # miss, and raises from then on: a miss is only believed when a second read says so.
+                value = self._client.get(key)
+            return _bytes_or_none(value)
 
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
-        try:
-            with self._lock, _translated(self.servers, tuple(e for e in self._errors if e is not self._too_big)):
-                failed = self._client.set_multi(values, time=expire)
-        except self._too_big as error:
-            raise RecordTooLargeError(f"memcached at {self.servers} refused a value as too large") from error
+        with self._lock, _translated(self.servers, self._errors, too_large=self._too_big):
+            failed = self._client.set_multi(values, time=expire)
         if failed:
             raise StoreUnavailableError(f"memcached at {self.servers} did not store {len(failed)} of {len(values)} values", self.servers)
 
@@ -408,15 +453,11 @@ def connect(client: object) -> MemcacheConnection:
         if isinstance(inner, HashClient):
             # Retries would go through HashClient's own methods; route per server instead.
             return _HashConnection(inner)
-        _check_pymemcache_serde(inner)
-        return _PymemcacheConnection(client, _server_name(inner.server), thread_safe=isinstance(inner, PooledClient))
+        return _PymemcacheConnection(client, inner)
     if isinstance(client, HashClient):
         return _HashConnection(client)
     if isinstance(client, (PymemcacheClient, PooledClient)):
-        if client.ignore_exc:
-            raise ValueError("the pymemcache client has ignore_exc=True: it would turn failures into misses")
-        _check_pymemcache_serde(client)
-        return _PymemcacheConnection(client, _server_name(client.server), thread_safe=isinstance(client, PooledClient))
+        return _PymemcacheConnection(client, client)
     module = type(client).__module__
     if module == "memcache":
         return _PythonMemcachedConnection(cast(_PythonMemcachedClient, client))
