@@ -1,17 +1,22 @@
-"""The command: ``python -m oauth2_store demo`` on the embedded in-memory store."""
+"""The command: demo, check and bench, on the in-memory store, a real memcached and a dead port."""
 
 from __future__ import annotations
 
 import io
+import json
+import secrets
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
-from oauth2_store import AccessToken, AuthorizationCode
-from oauth2_store import cli
+from oauth2_store import AccessToken, AuthorizationCode, check, cli
+from oauth2_store.bench import run_bench
 from oauth2_store.demo import DemoFailed, run_demo
 from oauth2_store.store import LocalTokenStore
+from tests.memcached_server import MemcachedServer, free_port
 
 
 def test_demo_runs_the_whole_lifecycle_and_exits_zero() -> None:
@@ -59,13 +64,109 @@ class ReplayableStore(LocalTokenStore):
 def test_demo_fails_on_a_store_that_breaks_the_contract(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(DemoFailed, match="step 4"):
         run_demo(ReplayableStore(), io.StringIO())
-    monkeypatch.setattr(cli, "LocalTokenStore", ReplayableStore)
+    monkeypatch.setattr(cli, "open_store", lambda url: ReplayableStore())
     assert cli.main(["demo"]) == 1
     assert capsys.readouterr().err.startswith("oauth2-store demo: step 4")
 
 
-def test_help_describes_the_demo(capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_runs_on_memcached(memcached: MemcachedServer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", f"memcache://{memcached.address}?prefix=demo-{secrets.token_hex(4)}"]) == 0
+    assert capsys.readouterr().out.endswith("lifecycle complete\n")
+
+
+@pytest.mark.parametrize(
+    ("command", "text"),
+    [
+        ("demo", "authorization code with PKCE"),
+        ("check", "fresh random prefix"),
+        ("bench", "p50/p95/p99"),
+    ],
+)
+def test_help_of_every_subcommand(capsys: pytest.CaptureFixture[str], command: str, text: str) -> None:
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["demo", "--help"])
+        cli.main([command, "--help"])
     assert exit_.value.code == 0
-    assert "authorization code with PKCE" in capsys.readouterr().out
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert text in help_text and "memcache://host[:port][,host[:port]...]" in help_text and "python-memcached" in help_text
+
+
+def test_check_passes_on_the_in_memory_store(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check", "memory://"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == "9 checks: 9 passed, 0 failed"
+    assert all(line.startswith("PASS") for line in out[1:-1])
+
+
+def test_check_passes_on_memcached_and_cleans_up(memcached: MemcachedServer, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["check", f"memcache://{memcached.address}"]) == 0
+    out = capsys.readouterr().out
+    assert "9 checks: 9 passed, 0 failed" in out
+    assert "the server keeps a 40-day token for 40.0 days" in out
+    assert "a value that is not a record raises CodecError" in out
+    assert not [key for key in memcached.keys() if key.startswith("oauth2-store-check-")]
+
+
+def test_check_reports_a_store_that_breaks_the_contract(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(check, "open_store", lambda url, prefix: ReplayableStore())
+    assert cli.main(["check", "memory://"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  code used once" in out and "FAIL  exactly-once consume" in out
+    assert out.splitlines()[-1] == "9 checks: 7 passed, 2 failed"
+
+
+def test_check_against_a_dead_server_fails_fast_with_one_clear_line() -> None:
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "oauth2_store", "check", f"memcache://127.0.0.1:{free_port()}?timeout=0.5"], capture_output=True, text=True, timeout=60
+    )
+    assert time.monotonic() - started < 20
+    assert result.returncode == 1
+    assert "FAIL  reachable" in result.stdout and "stopped: the store cannot be reached" in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("url", ["memory://", "memcache"])
+def test_bench_prints_throughput_and_percentiles_and_writes_json(
+    url: str, memcached: MemcachedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = url if url == "memory://" else f"memcache://{memcached.address}"
+    figures = tmp_path / "bench.json"
+    assert cli.main(["bench", url, "--ops", "200", "--threads", "2", "--json", str(figures)]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert lines[0].startswith(f"{url}: 200 operations in ") and lines[0].endswith("ops/s")
+    assert [line.split()[0] for line in lines[2:]] == ["save_token", "fetch_by_token", "fetch_by_refresh_token", "save_code", "consume_code"]
+    assert all(line.split()[1] == "40" for line in lines[2:])
+    assert "\r" not in captured.err  # no progress bar when standard error is not a terminal
+    written = json.loads(figures.read_text())
+    assert written["operations"] == 200 and written["threads"] == 2 and written["throughput_ops_per_second"] > 0
+    latency = written["latency_ms"]["consume_code"]
+    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
+
+
+def test_bench_draws_progress_on_a_terminal() -> None:
+    progress, out = io.StringIO(), io.StringIO()
+    run_bench("memory://", 100, 1, out, progress)
+    assert progress.getvalue().rstrip("\n").endswith("] 20/20 rounds") and "\r[" in progress.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["check", "redis://x"], "oauth2-store check: redis://x: unknown scheme 'redis'"),
+        (["bench", "memcache://h?colour=1"], "oauth2-store bench: memcache://h?colour=1: unknown option 'colour'"),
+        (["demo", "memcache://u:pw-secret@h"], "oauth2-store demo: memcache://u:***@h: credentials are not supported"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(arguments: list[str], message: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "oauth2_store", *arguments], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [message + result.stderr.splitlines()[0][len(message) :]]
+    assert result.stderr.startswith(message) and "Traceback" not in result.stderr and "pw-secret" not in result.stderr
+
+
+def test_bad_numbers_are_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["bench", "memory://", "--ops", "0"])
+    assert exit_.value.code == 2
+    assert "'0' must be at least 1" in capsys.readouterr().err

@@ -1,0 +1,292 @@
+"""``oauth2-store check URL``: the store contract, checked against a live deployment.
+
+Runs under a fresh random prefix, so it never reads or touches real records, and deletes what it
+wrote. Each check prints one line of a pass/fail table; a store that cannot be reached stops the
+run at the first check.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import statistics
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TextIO
+
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError, StoreError, StoreUnavailableError
+from oauth2_store.models import AccessToken, AuthorizationCode
+from oauth2_store.protocols import TokenStoreProtocol
+from oauth2_store.store.memcache import MemcacheTokenStore
+from oauth2_store.urls import open_store, redact_url
+
+__all__ = ["CheckFailed", "run_checks"]
+
+DAY = 86400
+
+
+class CheckFailed(Exception):
+    """A check found the store breaking its contract; the message says how."""
+
+
+class _Checker:
+    """The checks, sharing one store and the records they create (deleted at the end)."""
+
+    def __init__(self, store: TokenStoreProtocol) -> None:
+        self.store = store
+        self.tokens: list[AccessToken] = []
+        self.codes: list[AuthorizationCode] = []
+
+    def token(self, lifetime: int = 3600) -> AccessToken:
+        now = int(time.time())
+        token = AccessToken(
+            "oauth2-store-check",
+            "authorization_code",
+            secrets.token_urlsafe(24),
+            {"check": True},
+            now + lifetime,
+            secrets.token_urlsafe(24),
+            ["read"],
+            refresh_expires_at=now + lifetime + 3600,
+            user_id=secrets.token_hex(8),
+        )
+        self.tokens.append(token)
+        return token
+
+    def code(self) -> AuthorizationCode:
+        code = AuthorizationCode("oauth2-store-check", secrets.token_urlsafe(24), int(time.time()) + 600, "https://check.invalid/cb", ["read"])
+        self.codes.append(code)
+        return code
+
+    def reachable(self) -> str:
+        _expect_miss(AccessTokenNotFound, lambda: self.store.fetch_by_token(secrets.token_urlsafe(24)))
+        return f"answers ({_describe(self.store)})"
+
+    def token_round_trip(self) -> str:
+        token = self.token()
+        self.store.save_token(token)
+        assert token.refresh_token is not None and token.user_id is not None
+        _expect(self.store.fetch_by_token(token.token) == token, "fetch_by_token returned another record")
+        _expect(self.store.fetch_by_refresh_token(token.refresh_token) == token, "fetch_by_refresh_token returned another record")
+        latest = self.store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id)
+        _expect(latest == token, "fetch_existing_token_of_user returned another record")
+        return "save_token, fetch_by_token, fetch_by_refresh_token, fetch_existing_token_of_user"
+
+    def misses(self) -> str:
+        unknown = secrets.token_urlsafe(24)
+        _expect_miss(AccessTokenNotFound, lambda: self.store.fetch_by_token(unknown))
+        _expect_miss(AccessTokenNotFound, lambda: self.store.fetch_by_refresh_token(unknown))
+        _expect_miss(AuthCodeNotFound, lambda: self.store.fetch_by_code(unknown))
+        _expect_miss(AuthCodeNotFound, lambda: self.store.consume_code(unknown))
+        return "unknown token, refresh token and code raise the documented errors"
+
+    def code_used_once(self) -> str:
+        code = self.code()
+        self.store.save_code(code)
+        _expect(self.store.fetch_by_code(code.code) == code, "fetch_by_code returned another record")
+        _expect(self.store.consume_code(code.code) == code, "consume_code returned another record")
+        _expect_miss(AuthCodeNotFound, lambda: self.store.consume_code(code.code))
+        return "consumed, then the replay refused"
+
+    def revocation(self) -> str:
+        token = self.token()
+        self.store.save_token(token)
+        assert token.refresh_token is not None
+        self.store.delete_refresh_token(token.refresh_token)
+        _expect_miss(AccessTokenNotFound, lambda: self.store.fetch_by_token(token.token))
+        _expect_miss(AccessTokenNotFound, lambda: self.store.fetch_by_refresh_token(token.refresh_token or ""))
+        return "delete_refresh_token revokes the access and the refresh token"
+
+    def long_lived_token(self) -> str:
+        token = self.token(lifetime=40 * DAY)
+        self.store.save_token(token)
+        _expect(self.store.fetch_by_token(token.token) == token, "a 40-day token was not found right after saving it")
+        if not isinstance(self.store, MemcacheTokenStore):
+            return "a 40-day token is kept"
+        ttl = _server_ttl(self.store, self.store._key("t", token.token))
+        if ttl is None:
+            return "a 40-day token is kept (the server cannot report TTLs: memcached 1.6 meta commands)"
+        # memcached's clock ticks once a second: a TTL may read a second or two long.
+        _expect(40 * DAY - 60 <= ttl <= 40 * DAY + 2, f"the server keeps a 40-day token for {ttl} s")
+        return f"the server keeps a 40-day token for {ttl / DAY:.1f} days"
+
+    def exactly_once(self, threads: int = 8, codes: int = 10) -> str:
+        saved = [self.code() for _ in range(codes)]
+        for code in saved:
+            self.store.save_code(code)
+        wins: Counter[str] = Counter()
+        errors: list[BaseException] = []
+        lock, start = threading.Lock(), threading.Barrier(threads)
+
+        def racer(offset: int) -> None:
+            start.wait()
+            for code in saved[offset:] + saved[:offset]:
+                try:
+                    self.store.consume_code(code.code)
+                except AuthCodeNotFound:
+                    continue
+                except BaseException as error:  # reported below
+                    errors.append(error)
+                    return
+                with lock:
+                    wins[code.code] += 1
+
+        racers = [threading.Thread(target=racer, args=(n % codes,)) for n in range(threads)]
+        for thread in racers:
+            thread.start()
+        for thread in racers:
+            thread.join()
+        if errors:
+            raise errors[0]
+        doubles = sum(1 for count in wins.values() if count > 1)
+        lost = sum(1 for code in saved if wins[code.code] == 0)
+        _expect(doubles == 0 and lost == 0, f"{doubles} codes won twice or more, {lost} won by nobody")
+        return f"{codes} codes, {threads} concurrent callers: {codes} single wins"
+
+    def corrupt_value(self) -> str:
+        if not isinstance(self.store, MemcacheTokenStore):
+            return "not applicable: the in-memory store holds records, not bytes"
+        secret = secrets.token_urlsafe(24)
+        key = self.store._key("t", secret)
+        servers = _servers(self.store)
+        for server in servers:
+            _raw(server, b"set %s 0 60 9\r\nnot-json!\r\n" % key.encode(), b"\r\n")
+        try:
+            self.store.fetch_by_token(secret)
+        except CodecError:
+            return "a value that is not a record raises CodecError"
+        finally:
+            for server in servers:
+                _raw(server, b"delete %s\r\n" % key.encode(), b"\r\n")
+        raise CheckFailed("a corrupt value did not raise CodecError")
+
+    def round_trip_time(self, samples: int = 30) -> str:
+        token = self.token()
+        self.store.save_token(token)
+        timings = []
+        for _ in range(samples):
+            started = time.perf_counter()
+            self.store.fetch_by_token(token.token)
+            timings.append(time.perf_counter() - started)
+        return f"fetch_by_token: median {statistics.median(timings) * 1000:.3f} ms over {samples} calls"
+
+    def clean_up(self) -> None:
+        for token in self.tokens:
+            try:
+                self.store.delete_refresh_token(token.refresh_token or "")
+            except StoreError:
+                pass
+        for code in self.codes:
+            try:
+                self.store.delete_code(code.code)
+            except StoreError:
+                pass
+
+
+def run_checks(url: str, out: TextIO) -> bool:
+    """Run every check against the store ``url`` names, under a fresh prefix; print a table.
+
+    Returns True when every check passed.
+
+    Raises:
+        ValueError: the URL is invalid.
+        ImportError: the selected client library is not installed.
+    """
+    store = open_store(url, prefix=f"oauth2-store-check-{secrets.token_hex(6)}")
+    checker = _Checker(store)
+    checks: list[tuple[str, Callable[[], str]]] = [
+        ("reachable", checker.reachable),
+        ("token round trip", checker.token_round_trip),
+        ("misses", checker.misses),
+        ("code used once", checker.code_used_once),
+        ("revocation", checker.revocation),
+        ("token beyond 30 days", checker.long_lived_token),
+        ("exactly-once consume", checker.exactly_once),
+        ("corrupt value", checker.corrupt_value),
+        ("round-trip time", checker.round_trip_time),
+    ]
+    out.write(f"checking {redact_url(url)}\n")
+    failed = 0
+    try:
+        for name, check in checks:
+            try:
+                detail = check()
+            except StoreUnavailableError as error:
+                out.write(f"FAIL  {name:<22} store unavailable: {error}\n")
+                out.write("stopped: the store cannot be reached\n")
+                return False
+            except (CheckFailed, StoreError) as error:
+                failed += 1
+                out.write(f"FAIL  {name:<22} {type(error).__name__}: {error}\n")
+            else:
+                out.write(f"PASS  {name:<22} {detail}\n")
+    finally:
+        with _quietly():
+            checker.clean_up()
+        close = getattr(store, "close", None)
+        if close is not None:
+            with _quietly():
+                close()
+    out.write(f"{len(checks)} checks: {len(checks) - failed} passed, {failed} failed\n")
+    return failed == 0
+
+
+def _expect(condition: bool, failure: str) -> None:
+    if not condition:
+        raise CheckFailed(failure)
+
+
+def _expect_miss(error: type[StoreError], call: Callable[[], object]) -> None:
+    try:
+        call()
+    except error:
+        return
+    raise CheckFailed(f"expected {error.__name__}, got a record")
+
+
+def _describe(store: TokenStoreProtocol) -> str:
+    if isinstance(store, MemcacheTokenStore):
+        return f"memcached at {store.servers} through {store.library}"
+    return type(store).__name__
+
+
+def _servers(store: MemcacheTokenStore) -> list[tuple[str, int]]:
+    servers = []
+    for server in store.servers.split(","):
+        host, _, port = server.rpartition(":")
+        servers.append((host, int(port)))
+    return servers
+
+
+def _raw(server: tuple[str, int], request: bytes, end: bytes) -> bytes:
+    """Send raw protocol text to one memcached server and read the reply up to ``end``."""
+    with socket.create_connection(server, timeout=2) as connection:
+        connection.sendall(request)
+        reply = b""
+        while not reply.endswith(end):
+            chunk = connection.recv(4096)
+            if not chunk:
+                break
+            reply += chunk
+        return reply
+
+
+def _server_ttl(store: MemcacheTokenStore, key: str) -> int | None:
+    """The TTL a server reports for ``key`` (meta get), or None if no server can tell."""
+    for server in _servers(store):
+        reply = _raw(server, b"mg %s t\r\n" % key.encode(), b"\r\n")
+        if reply.startswith(b"HD"):
+            flags = [part for part in reply.split() if part.startswith(b"t")]
+            return int(flags[0][1:]) if flags else None
+    return None
+
+
+@contextmanager
+def _quietly() -> Iterator[None]:
+    try:
+        yield
+    except Exception:  # clean-up after a failed check: the failure is already reported
+        pass

@@ -1,0 +1,132 @@
+"""Store URLs: name a deployment in one string, for configuration files and the command line.
+
+- ``memory://``: the embedded in-memory store (:class:`~oauth2_store.store.LocalTokenStore`).
+- ``memcache://host[:port][,host[:port]...][?prefix=...&client=...&timeout=...]``:
+  :class:`~oauth2_store.store.MemcacheTokenStore` over those servers (port 11211 when none is
+  given; ``[::1]:11211`` for IPv6), with ``client`` one of ``pymemcache`` (the default),
+  ``pylibmc`` or ``python-memcached``, and ``timeout`` the connect and read timeout in seconds
+  (default 1).
+
+:data:`STORE_SCHEMES` maps each scheme to the function that opens it: a new adapter is one entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import SplitResult, parse_qsl, urlsplit
+
+from oauth2_store.protocols import TokenStoreProtocol
+from oauth2_store.store.memcache import MemcacheTokenStore
+from oauth2_store.store.memory import LocalTokenStore
+
+__all__ = ["STORE_SCHEMES", "StoreOpener", "open_store", "redact_url"]
+
+StoreOpener = Callable[[SplitResult, dict[str, str]], TokenStoreProtocol]
+"""Opens the store a parsed URL names, given its query options (it must use or refuse each)."""
+
+MEMCACHE_CLIENTS = ("pymemcache", "pylibmc", "python-memcached")
+
+
+def open_store(url: str, *, prefix: str | None = None) -> TokenStoreProtocol:
+    """Open the token store ``url`` names. Connections are made on first use, not here.
+
+    Args:
+        url: A store URL (see the module documentation).
+        prefix: Overrides the URL's ``prefix`` option (for example a fresh one for checks).
+
+    Raises:
+        ValueError: the URL is malformed, names an unknown scheme or option, or gives an option a
+            value of the wrong type; the message names the part that is wrong and never repeats a
+            password.
+        ImportError: the selected client library is not installed.
+    """
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+        query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+    except ValueError:
+        raise ValueError(f"{shown}: not a valid URL") from None
+    opener = STORE_SCHEMES.get(parts.scheme)
+    if opener is None:
+        raise ValueError(f"{shown}: unknown scheme {parts.scheme!r}; use one of {', '.join(f'{s}://' for s in STORE_SCHEMES)}")
+    options: dict[str, str] = {}
+    for name, value in query:
+        if name in options:
+            raise ValueError(f"{shown}: option {name!r} is given twice")
+        options[name] = value
+    if prefix is not None:
+        options["prefix"] = prefix
+    if parts.fragment:
+        raise ValueError(f"{shown}: a store URL has no fragment")
+    try:
+        return opener(parts, options)
+    except ValueError as error:
+        raise ValueError(f"{shown}: {error}") from None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparsable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    return parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}").geturl()
+
+
+def _open_memory(parts: SplitResult, options: dict[str, str]) -> TokenStoreProtocol:
+    if parts.netloc or parts.path not in ("", "/"):
+        raise ValueError("memory:// takes no host or path")
+    options.pop("prefix", None)  # one process's memory: nothing to keep apart
+    _refuse_unknown(options)
+    return LocalTokenStore()
+
+
+def _open_memcache(parts: SplitResult, options: dict[str, str]) -> TokenStoreProtocol:
+    if "@" in parts.netloc:
+        raise ValueError("credentials are not supported in memcache URLs")
+    if parts.path not in ("", "/"):
+        raise ValueError("a memcache URL has no path")
+    servers = parts.netloc.split(",")
+    if not all(servers):
+        raise ValueError("name at least one server: memcache://host[:port][,host[:port]...]")
+    prefix = options.pop("prefix", "oauth2")
+    client = options.pop("client", "pymemcache")
+    if client not in MEMCACHE_CLIENTS:
+        raise ValueError(f"option client={client!r} is not one of {', '.join(MEMCACHE_CLIENTS)}")
+    timeout = _positive_seconds(options.pop("timeout", "1"))
+    _refuse_unknown(options)
+    library_options: dict[str, Any]
+    if client == "pylibmc":
+        milliseconds = max(1, int(timeout * 1000))
+        library_options = {"binary": True, "behaviors": {"connect_timeout": milliseconds, "_poll_timeout": milliseconds, "retry_timeout": 1}}
+    elif client == "python-memcached":
+        library_options = {"socket_timeout": timeout, "debug": 0}
+    else:
+        library_options = {"connect_timeout": timeout, "timeout": timeout}
+    return MemcacheTokenStore(None, prefix, servers, **library_options)
+
+
+def _positive_seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"option timeout={value!r} is not a number of seconds") from None
+    if not 0 < seconds < 3600:
+        raise ValueError(f"option timeout={value!r} must be more than 0 and less than 3600 seconds")
+    return seconds
+
+
+def _refuse_unknown(options: Mapping[str, str]) -> None:
+    if options:
+        raise ValueError(f"unknown option {sorted(options)[0]!r}")
+
+
+STORE_SCHEMES: Mapping[str, StoreOpener] = {
+    "memory": _open_memory,
+    "memcache": _open_memcache,
+}
+"""Scheme to opener: the whole registry of store URLs."""
