@@ -5,7 +5,7 @@ Each contender does the same work: save a token with refresh token and user id; 
 token; save and consume an authorization code (python-oauth2: fetch_by_code then delete_code).
 Record construction is outside the timed region: only the store operations are measured.
 
-Run: .venv/bin/pip install python-oauth2==1.1.1 && .venv/bin/python benchmarks/local_store_bench.py
+Run: .venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/local_store_bench.py
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ try:
     from oauth2.datatype import AuthorizationCode as LegacyAuthorizationCode
     from oauth2.store.memory import TokenStore as LegacyTokenStore
 except ImportError:
-    sys.exit("install python-oauth2==1.1.1 first: .venv/bin/pip install python-oauth2==1.1.1")
+    sys.exit("install python-oauth2 1.1.1 first: .venv/bin/pip install -e '.[bench]'")
 
 OPS = 5000
 ROUNDS = 15

@@ -2,7 +2,7 @@
 python-oauth2 1.1.1's memcache TokenStore (python-memcached, pickled dicts), on one local
 memcached started here. Contenders alternate operation by operation; figures are medians per operation.
 
-Run: .venv/bin/pip install python-oauth2==1.1.1 && .venv/bin/python benchmarks/memcache_bench.py
+Run: .venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/memcache_bench.py
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ try:
     from oauth2.datatype import AuthorizationCode as LegacyAuthorizationCode
     from oauth2.store.memcache import TokenStore as LegacyMemcacheStore
 except ImportError:
-    sys.exit("install python-oauth2==1.1.1 first: .venv/bin/pip install python-oauth2==1.1.1")
+    sys.exit("install python-oauth2 1.1.1 first: .venv/bin/pip install -e '.[bench]'")
 
 OPS = 3000
 
