@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import secrets
 import statistics
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -25,8 +24,8 @@ __all__ = ["BenchResult", "run_bench"]
 OPERATIONS = ("save_token", "fetch_by_token", "fetch_by_refresh_token", "save_code", "consume_code")
 
 BenchResult = dict[str, object]
-"""What ``--json`` writes: the URL, settings, wall time, throughput, and per operation its count
-and p50/p95/p99 latency in milliseconds."""
+"""What ``--json`` writes: the URL, threads used, operations run, wall time, throughput, and per
+operation its count and p50/p95/p99 latency in milliseconds."""
 
 
 def _workload(store: TokenStoreProtocol) -> Callable[[], dict[str, float]]:
@@ -58,7 +57,8 @@ def _workload(store: TokenStoreProtocol) -> Callable[[], dict[str, float]]:
 
 
 def run_bench(url: str, ops: int, threads: int, out: TextIO, progress: TextIO | None = None) -> BenchResult:
-    """Run about ``ops`` operations (whole rounds of the mix) over ``threads`` threads.
+    """Run ``ops`` operations, rounded up to whole rounds of the mix, over ``threads`` threads
+    (fewer if there are fewer rounds than threads).
 
     Prints throughput and p50/p95/p99 per operation to ``out``; draws a progress bar on
     ``progress`` (a terminal) if given. Returns the figures.
@@ -66,21 +66,24 @@ def run_bench(url: str, ops: int, threads: int, out: TextIO, progress: TextIO | 
     Raises:
         ValueError: the URL is invalid, or ``ops``/``threads`` are not positive.
         StoreError: the store failed (the run stops at the first failure).
+        KeyboardInterrupt: interrupted; the threads stop after their current round.
     """
     if ops < 1 or threads < 1:
         raise ValueError("--ops and --threads must be positive")
     store = open_store(url, prefix=f"oauth2-store-bench-{secrets.token_hex(6)}")
-    rounds = max(1, ops // len(OPERATIONS))
+    rounds = -(-ops // len(OPERATIONS))
+    threads = min(threads, rounds)
     samples: dict[str, list[float]] = {name: [] for name in OPERATIONS}
     lock = threading.Lock()
     done = [0]
     errors: list[BaseException] = []
+    stop = threading.Event()
     per_thread = [rounds // threads + (1 if n < rounds % threads else 0) for n in range(threads)]
 
     def worker(count: int) -> None:
         round_ = _workload(store)
         for _ in range(count):
-            if errors:
+            if errors or stop.is_set():
                 return
             try:
                 seconds = round_()
@@ -92,16 +95,18 @@ def run_bench(url: str, ops: int, threads: int, out: TextIO, progress: TextIO | 
                     samples[name].append(value)
                 done[0] += 1
 
-    workers = [threading.Thread(target=worker, args=(count,)) for count in per_thread if count]
+    workers = [threading.Thread(target=worker, args=(count,), daemon=True) for count in per_thread]
     started = time.perf_counter()
     for thread in workers:
         thread.start()
-    while any(thread.is_alive() for thread in workers):
-        if progress is not None:
-            _draw(progress, done[0], rounds)
-        workers[0].join(0.1)
-    for thread in workers:
-        thread.join()
+    try:
+        while any(thread.is_alive() for thread in workers):
+            if progress is not None:
+                _draw(progress, done[0], rounds)
+            workers[0].join(0.1)
+    except KeyboardInterrupt:
+        stop.set()
+        raise
     wall = time.perf_counter() - started
     if progress is not None:
         _draw(progress, done[0], rounds)
@@ -118,9 +123,10 @@ def run_bench(url: str, ops: int, threads: int, out: TextIO, progress: TextIO | 
         "operations": total,
         "seconds": round(wall, 3),
         "throughput_ops_per_second": round(total / wall, 1),
-        "latency_ms": {name: _percentiles(values) for name, values in samples.items()},
+        "latency_ms": {name: {"count": len(values), **_percentiles(values)} for name, values in samples.items()},
     }
-    out.write(f"{redact_url(url)}: {total} operations in {wall:.2f} s with {threads} threads: {total / wall:,.0f} ops/s\n")
+    rounded = f" (--ops {ops} rounded up to whole rounds of {len(OPERATIONS)})" if total != ops else ""
+    out.write(f"{redact_url(url)}: {total} operations{rounded} in {wall:.2f} s with {threads} threads: {total / wall:,.0f} ops/s\n")
     out.write(f"{'operation':<24}{'count':>8}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}\n")
     for name, values in samples.items():
         figures = _percentiles(values)
@@ -128,14 +134,9 @@ def run_bench(url: str, ops: int, threads: int, out: TextIO, progress: TextIO | 
     return result
 
 
-def write_json(result: BenchResult, path: str) -> None:
-    """Write ``result`` as JSON to ``path`` (``-`` for standard output)."""
-    text = json.dumps(result, indent=2) + "\n"
-    if path == "-":
-        sys.stdout.write(text)
-    else:
-        with open(path, "w", encoding="utf-8") as file:
-            file.write(text)
+def write_json(result: BenchResult, file: TextIO) -> None:
+    """Write ``result`` as JSON to ``file``."""
+    file.write(json.dumps(result, indent=2) + "\n")
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:

@@ -23,13 +23,17 @@ from oauth2_store.protocols import TokenStoreProtocol
 from oauth2_store.store.memcache import MemcacheTokenStore
 from oauth2_store.urls import open_store, redact_url
 
-__all__ = ["CheckFailed", "run_checks"]
+__all__ = ["CheckFailed", "CheckSkipped", "run_checks"]
 
 DAY = 86400
 
 
 class CheckFailed(Exception):
     """A check found the store breaking its contract; the message says how."""
+
+
+class CheckSkipped(Exception):
+    """A check does not apply to this store, or the store cannot show what it checks."""
 
 
 class _Checker:
@@ -108,7 +112,7 @@ class _Checker:
             return "a 40-day token is kept"
         ttl = _server_ttl(self.store, self.store._key("t", token.token))
         if ttl is None:
-            return "a 40-day token is kept (the server cannot report TTLs: memcached 1.6 meta commands)"
+            raise CheckSkipped("a 40-day token is kept; the server cannot report TTLs (memcached 1.6 meta commands)")
         # memcached's clock ticks once a second: a TTL may read a second or two long.
         _expect(40 * DAY - 60 <= ttl <= 40 * DAY + 2, f"the server keeps a 40-day token for {ttl} s")
         return f"the server keeps a 40-day token for {ttl / DAY:.1f} days"
@@ -148,7 +152,7 @@ class _Checker:
 
     def corrupt_value(self) -> str:
         if not isinstance(self.store, MemcacheTokenStore):
-            return "not applicable: the in-memory store holds records, not bytes"
+            raise CheckSkipped("not applicable: the in-memory store holds records, not bytes")
         secret = secrets.token_urlsafe(24)
         key = self.store._key("t", secret)
         servers = _servers(self.store)
@@ -174,28 +178,29 @@ class _Checker:
         return f"fetch_by_token: median {statistics.median(timings) * 1000:.3f} ms over {samples} calls"
 
     def clean_up(self) -> None:
+        """Delete what the checks wrote so far (what a check already removed is a miss)."""
         for token in self.tokens:
             try:
                 self.store.delete_refresh_token(token.refresh_token or "")
-            except StoreError:
+            except AccessTokenNotFound:
                 pass
         for code in self.codes:
-            try:
-                self.store.delete_code(code.code)
-            except StoreError:
-                pass
+            self.store.delete_code(code.code)
+        self.tokens.clear()
+        self.codes.clear()
 
 
 def run_checks(url: str, out: TextIO) -> bool:
     """Run every check against the store ``url`` names, under a fresh prefix; print a table.
 
-    Returns True when every check passed.
+    Returns True when no check failed (a check that does not apply to the store is skipped).
 
     Raises:
         ValueError: the URL is invalid.
         ImportError: the selected client library is not installed.
     """
-    store = open_store(url, prefix=f"oauth2-store-check-{secrets.token_hex(6)}")
+    prefix = f"oauth2-store-check-{secrets.token_hex(6)}"
+    store = open_store(url, prefix=prefix)
     checker = _Checker(store)
     checks: list[tuple[str, Callable[[], str]]] = [
         ("reachable", checker.reachable),
@@ -209,28 +214,36 @@ def run_checks(url: str, out: TextIO) -> bool:
         ("round-trip time", checker.round_trip_time),
     ]
     out.write(f"checking {redact_url(url)}\n")
-    failed = 0
+    failed = skipped = 0
     try:
         for name, check in checks:
             try:
                 detail = check()
+                checker.clean_up()  # right away: a 40-day token must not outlive a failed run
             except StoreUnavailableError as error:
                 out.write(f"FAIL  {name:<22} store unavailable: {error}\n")
-                out.write("stopped: the store cannot be reached\n")
+                if checker.tokens or checker.codes:
+                    out.write(f"stopped: the store cannot be reached; records under prefix {prefix} expire by themselves\n")
+                else:
+                    out.write("stopped: the store cannot be reached\n")
                 return False
+            except CheckSkipped as skip:
+                skipped += 1
+                out.write(f"SKIP  {name:<22} {skip}\n")
             except (CheckFailed, StoreError) as error:
                 failed += 1
                 out.write(f"FAIL  {name:<22} {type(error).__name__}: {error}\n")
             else:
                 out.write(f"PASS  {name:<22} {detail}\n")
-    finally:
         with _quietly():
             checker.clean_up()
+    finally:
         close = getattr(store, "close", None)
         if close is not None:
             with _quietly():
                 close()
-    out.write(f"{len(checks)} checks: {len(checks) - failed} passed, {failed} failed\n")
+    passed = len(checks) - failed - skipped
+    out.write(f"{len(checks)} checks: {passed} passed, {failed} failed" + (f", {skipped} skipped\n" if skipped else "\n"))
     return failed == 0
 
 
@@ -261,17 +274,34 @@ def _servers(store: MemcacheTokenStore) -> list[tuple[str, int]]:
     return servers
 
 
+RAW_TIMEOUT = 2.0
+"""The whole of a raw request to one server (connect, send, read the reply) must take less."""
+
+
 def _raw(server: tuple[str, int], request: bytes, end: bytes) -> bytes:
-    """Send raw protocol text to one memcached server and read the reply up to ``end``."""
-    with socket.create_connection(server, timeout=2) as connection:
-        connection.sendall(request)
-        reply = b""
-        while not reply.endswith(end):
-            chunk = connection.recv(4096)
-            if not chunk:
-                break
-            reply += chunk
-        return reply
+    """Send raw protocol text to one memcached server and read the reply up to ``end``.
+
+    Raises:
+        StoreUnavailableError: the server failed, or did not answer within RAW_TIMEOUT in all.
+    """
+    deadline = time.monotonic() + RAW_TIMEOUT
+    name = f"{server[0]}:{server[1]}"
+    try:
+        with socket.create_connection(server, timeout=RAW_TIMEOUT) as connection:
+            connection.sendall(request)
+            reply = b""
+            while not reply.endswith(end):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or len(reply) > 65536:
+                    raise StoreUnavailableError(f"memcached at {name} did not answer within {RAW_TIMEOUT} s", name)
+                connection.settimeout(remaining)
+                chunk = connection.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+            return reply
+    except OSError as error:
+        raise StoreUnavailableError(f"memcached at {name} failed: {type(error).__name__}", name) from error
 
 
 def _server_ttl(store: MemcacheTokenStore, key: str) -> int | None:
@@ -279,8 +309,10 @@ def _server_ttl(store: MemcacheTokenStore, key: str) -> int | None:
     for server in _servers(store):
         reply = _raw(server, b"mg %s t\r\n" % key.encode(), b"\r\n")
         if reply.startswith(b"HD"):
-            flags = [part for part in reply.split() if part.startswith(b"t")]
-            return int(flags[0][1:]) if flags else None
+            flags = [part[1:] for part in reply.split() if part.startswith(b"t")]
+            if not flags or not flags[0].lstrip(b"-").isdigit():
+                raise CheckFailed(f"the server's answer to a meta get is malformed: {reply[:40]!r}")
+            return int(flags[0])
     return None
 
 

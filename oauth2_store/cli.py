@@ -7,9 +7,11 @@ standard error and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from oauth2_store.bench import run_bench, write_json
 from oauth2_store.check import run_checks
@@ -79,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("url", metavar="URL", help=URL_HELP)
     bench.add_argument("--ops", type=_positive, default=5000, metavar="N", help="operations to run (default: 5000)")
     bench.add_argument("--threads", type=_positive, default=1, metavar="T", help="concurrent callers (default: 1)")
-    bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE (- for standard output)")
+    bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE (-: JSON on standard output, the table on standard error)")
     return parser
 
 
@@ -101,14 +103,31 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if command == "check":
             return 0 if run_checks(arguments.url, sys.stdout) else 1
-        progress = sys.stderr if sys.stderr.isatty() else None
-        result = run_bench(arguments.url, arguments.ops, arguments.threads, sys.stdout, progress)
-        if arguments.json:
-            write_json(result, arguments.json)
-        return 0
+        return _bench(arguments.url, arguments.ops, arguments.threads, arguments.json)
     except (DemoFailed, StoreError, ValueError, ImportError, OSError) as error:
         print(f"oauth2-store {command}: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"oauth2-store {command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def _bench(url: str, ops: int, threads: int, json_path: str | None) -> int:
+    # The JSON file is opened before the run, so a bad path fails at once, not after it; with
+    # "-" the JSON alone goes to standard output and the table to standard error.
+    with contextlib.ExitStack() as files:
+        json_file: TextIO | None = None
+        if json_path == "-":
+            json_file, table = sys.stdout, sys.stderr
+        else:
+            table = sys.stdout
+            if json_path is not None:
+                json_file = files.enter_context(open(json_path, "w", encoding="utf-8"))
+        progress = sys.stderr if sys.stderr.isatty() else None
+        result = run_bench(url, ops, threads, table, progress)
+        if json_file is not None:
+            write_json(result, json_file)
+    return 0
 
 
 def _positive(text: str) -> int:

@@ -65,16 +65,27 @@ def open_store(url: str, *, prefix: str | None = None) -> TokenStoreProtocol:
         raise ValueError(f"{shown}: {error}") from None
 
 
+_SHOWN_OPTIONS = frozenset({"prefix", "client", "timeout"})
+
+
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    return parts._replace(netloc=f"{user}:***@{parts.netloc.rpartition('@')[2]}").geturl()
+    """``url`` as it may be shown in messages and logs: credentials (anything before an ``@``,
+    whatever characters the password holds) become ``***``, and so do the values of options other
+    than ``prefix``, ``client`` and ``timeout`` and any fragment."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    if "@" in rest:  # no store URL has an @ elsewhere: everything before the last one is credentials
+        rest = "***@" + rest.rpartition("@")[2]
+    rest = rest.split("#", 1)[0] + ("#***" if "#" in rest else "")
+    base, question, query = rest.partition("?")
+    if question:
+        shown = []
+        for option in query.split("&"):
+            name, equals, value = option.partition("=")
+            shown.append(f"{name}{equals}{value if name in _SHOWN_OPTIONS else '***' if equals else ''}")
+        base += "?" + "&".join(shown)
+    return f"{scheme}{separator}{base}"
 
 
 def _open_memory(parts: SplitResult, options: dict[str, str]) -> TokenStoreProtocol:

@@ -93,8 +93,9 @@ def test_help_of_every_subcommand(capsys: pytest.CaptureFixture[str], command: s
 def test_check_passes_on_the_in_memory_store(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["check", "memory://"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[-1] == "9 checks: 9 passed, 0 failed"
-    assert all(line.startswith("PASS") for line in out[1:-1])
+    assert out[-1] == "9 checks: 8 passed, 0 failed, 1 skipped"
+    assert [line.split()[0] for line in out[1:-1]] == ["PASS"] * 7 + ["SKIP", "PASS"]
+    assert "SKIP  corrupt value" in out[8]
 
 
 def test_check_passes_on_memcached_and_cleans_up(memcached: MemcachedServer, capsys: pytest.CaptureFixture[str]) -> None:
@@ -111,7 +112,7 @@ def test_check_reports_a_store_that_breaks_the_contract(monkeypatch: pytest.Monk
     assert cli.main(["check", "memory://"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  code used once" in out and "FAIL  exactly-once consume" in out
-    assert out.splitlines()[-1] == "9 checks: 7 passed, 2 failed"
+    assert out.splitlines()[-1] == "9 checks: 6 passed, 2 failed, 1 skipped"
 
 
 def test_check_against_a_dead_server_fails_fast_with_one_clear_line() -> None:
@@ -141,7 +142,20 @@ def test_bench_prints_throughput_and_percentiles_and_writes_json(
     written = json.loads(figures.read_text())
     assert written["operations"] == 200 and written["threads"] == 2 and written["throughput_ops_per_second"] > 0
     latency = written["latency_ms"]["consume_code"]
-    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
+    assert latency["count"] == 40 and 0 < latency["p50"] <= latency["p95"] <= latency["p99"]
+
+
+def test_bench_reports_what_it_really_ran(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "memory://", "--ops", "7", "--threads", "50", "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["operations"] == 10 and json.loads(captured.out)["threads"] == 2
+    assert "10 operations (--ops 7 rounded up to whole rounds of 5)" in captured.err and "with 2 threads" in captured.err
+
+
+def test_bench_refuses_an_unwritable_json_path_before_running(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "memory://", "--ops", "5", "--json", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("oauth2-store bench: [Errno 21] Is a directory")
 
 
 def test_bench_draws_progress_on_a_terminal() -> None:
@@ -154,15 +168,15 @@ def test_bench_draws_progress_on_a_terminal() -> None:
     ("arguments", "message"),
     [
         (["check", "redis://x"], "oauth2-store check: redis://x: unknown scheme 'redis'"),
-        (["bench", "memcache://h?colour=1"], "oauth2-store bench: memcache://h?colour=1: unknown option 'colour'"),
-        (["demo", "memcache://u:pw-secret@h"], "oauth2-store demo: memcache://u:***@h: credentials are not supported"),
+        (["bench", "memcache://h?colour=1"], "oauth2-store bench: memcache://h?colour=***: unknown option 'colour'"),
+        (["demo", "memcache://u:pw-secret@h"], "oauth2-store demo: memcache://***@h: credentials are not supported"),
     ],
 )
 def test_errors_are_one_line_without_traceback(arguments: list[str], message: str) -> None:
     result = subprocess.run([sys.executable, "-m", "oauth2_store", *arguments], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
-    assert result.stderr.splitlines() == [message + result.stderr.splitlines()[0][len(message) :]]
-    assert result.stderr.startswith(message) and "Traceback" not in result.stderr and "pw-secret" not in result.stderr
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith(message)
+    assert "Traceback" not in result.stderr and "pw-secret" not in result.stderr
 
 
 def test_bad_numbers_are_refused_by_the_parser(capsys: pytest.CaptureFixture[str]) -> None:
@@ -170,3 +184,25 @@ def test_bad_numbers_are_refused_by_the_parser(capsys: pytest.CaptureFixture[str
         cli.main(["bench", "memory://", "--ops", "0"])
     assert exit_.value.code == 2
     assert "'0' must be at least 1" in capsys.readouterr().err
+
+
+def test_check_against_a_frozen_server_stops_at_once_with_one_failure() -> None:
+    server = MemcachedServer().start()
+    try:
+        server.freeze()
+        started = time.monotonic()
+        out = io.StringIO()
+        assert check.run_checks(f"memcache://{server.address}?timeout=0.5", out) is False
+        assert time.monotonic() - started < 10
+        assert out.getvalue().splitlines()[-1] == "stopped: the store cannot be reached"
+    finally:
+        server.stop()
+
+
+def test_an_interrupted_bench_is_one_line_and_exit_130(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    def interrupted(*arguments: object) -> None:
+        raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+
+    monkeypatch.setattr(cli, "run_bench", interrupted)
+    assert cli.main(["bench", "memory://"]) == 130
+    assert capsys.readouterr().err == "oauth2-store bench: interrupted\n"

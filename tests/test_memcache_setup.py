@@ -88,8 +88,8 @@ def test_servers_alone_build_a_pymemcache_client(memcached: MemcachedServer, mem
     default_port, ipv6 = pymemcache_client(["127.0.0.1"]), pymemcache_client(["[::1]:11300"])
     assert isinstance(default_port, PooledClient) and default_port.server == ("127.0.0.1", 11211)
     assert isinstance(ipv6, PooledClient) and ipv6.server == ("::1", 11300)
-    bare_ipv6 = pymemcache_client(["::1"])
-    assert isinstance(bare_ipv6, PooledClient) and bare_ipv6.server == ("::1", 11211)
+    with pytest.raises(ValueError, match="brackets"):
+        pymemcache_client(["::1:11300"])
     store = MemcacheTokenStore(None, "oauth2", [memcached.address])  # python-oauth2's positional form
     try:
         assert store.library == "pymemcache"

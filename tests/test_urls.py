@@ -58,6 +58,12 @@ def test_prefix_option_and_override_reach_the_keys() -> None:
         ("memcache://h#frag", "no fragment"),
         ("memory://somewhere", "takes no host"),
         ("memory://?prefix=x&colour=blue", "unknown option 'colour'"),
+        ("memcache://::1:11300", "brackets"),
+        ("memcache://h:\u0661\u0662\u0663", "invalid port"),
+        ("memcache://h:\u00b2", "invalid port"),
+        ("memcache://bad host", "invalid host"),
+        ("memcache://h%20x", "invalid host"),
+        ("memcache://[::1]x", "is not \\[address\\]:port"),
     ],
 )
 def test_bad_urls_are_refused_naming_the_part_that_is_wrong(url: str, message: str) -> None:
@@ -65,13 +71,27 @@ def test_bad_urls_are_refused_naming_the_part_that_is_wrong(url: str, message: s
         open_store(url)
 
 
-def test_passwords_never_appear_in_errors() -> None:
+@pytest.mark.parametrize(
+    "url",
+    [
+        "memcache://admin:hunter2-secret@127.0.0.1:11211",
+        "memcache://u:hunter2/secret@h",
+        "memcache://u:hunter2?secret@h",
+        "memcache://u:hunter2#secret@h",
+        "memcache://h?password=hunter2-secret",
+        "memcache://h#hunter2-secret",
+    ],
+)
+def test_secrets_in_urls_never_appear_in_errors(url: str) -> None:
     with pytest.raises(ValueError) as caught:
-        open_store("memcache://admin:hunter2-secret@127.0.0.1:11211")
-    assert "hunter2-secret" not in str(caught.value)
-    assert "admin:***@127.0.0.1:11211" in str(caught.value)
-    assert redact_url("memcache://u:p4ss@h:1?prefix=x") == "memcache://u:***@h:1?prefix=x"
-    assert redact_url("memcache://h:1") == "memcache://h:1"
+        open_store(url)
+    assert "hunter2" not in str(caught.value) and "secret" not in str(caught.value)
+
+
+def test_redacted_urls_keep_what_helps_and_hide_the_rest() -> None:
+    assert redact_url("memcache://u:p4ss@h:1?prefix=x") == "memcache://***@h:1?prefix=x"
+    assert redact_url("memcache://h:1,h:2?prefix=a&client=pylibmc&timeout=2") == "memcache://h:1,h:2?prefix=a&client=pylibmc&timeout=2"
+    assert redact_url("memcache://h?token=abc&flag") == "memcache://h?token=***&flag"
 
 
 def test_the_scheme_table_is_the_whole_registry() -> None:

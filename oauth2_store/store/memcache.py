@@ -341,15 +341,32 @@ def _memcached_expiration(expires_at: int | None, now: float) -> int | None:
     return expires_at if expires_at <= MEMCACHED_MAX_TIME else 0
 
 
+_HOST = re.compile(r"[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")
+
+
 def _parse_server(server: object) -> tuple[str, int]:
+    """``host``, ``host:port`` or ``[ipv6]:port`` into (host, port); 11211 when no port is given.
+
+    Raises:
+        ValueError: not such a string (an IPv6 address needs brackets), or an invalid port.
+    """
     if not isinstance(server, str) or not server:
         raise ValueError("each server must be a non-empty 'host' or 'host:port' string")
-    if server.count(":") > 1 and not server.startswith("["):
-        return server, DEFAULT_PORT  # a bare IPv6 address: a port needs the [addr]:port form
-    host, colon, port = server.rpartition(":") if not server.endswith("]") else (server, "", "")
-    if not colon or "]" in port:
-        return server.strip("[]"), DEFAULT_PORT
-    if not port.isdigit() or not 0 < int(port) < 65536:
+    if server.startswith("["):
+        host, _, port = server.partition("]")
+        host += "]"
+        if port and not port.startswith(":"):
+            raise ValueError(f"server {server!r} is not [address]:port")
+        port = port[1:]
+    else:
+        host, _, port = server.partition(":")
+        if ":" in port:
+            raise ValueError(f"server {server!r}: write an IPv6 address in brackets, as [::1]:11211")
+    if _HOST.fullmatch(host) is None:
+        raise ValueError(f"server {server!r} has an invalid host")
+    if not port:
+        return host.strip("[]"), DEFAULT_PORT
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
         raise ValueError(f"server {server!r} has an invalid port")
     return host.strip("[]"), int(port)
 
