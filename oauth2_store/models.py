@@ -44,10 +44,6 @@ _PKCE_VALUE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 """RFC 7636 §4.1/§4.2: code verifiers and challenges are 43 to 128 unreserved characters."""
 
 
-def _now(now: float | None) -> float:
-    return time.time() if now is None else now
-
-
 @attrs.frozen(init=False)
 class AccessToken:
     """An access token, its optional refresh token and associated data.
@@ -115,7 +111,9 @@ class AccessToken:
 
         A token without ``expires_at`` never expires.
         """
-        return self.expires_at is not None and _now(now) >= self.expires_at
+        if self.expires_at is None:
+            return False
+        return (time.time() if now is None else now) >= self.expires_at
 
     def is_refresh_expired(self, now: float | None = None) -> bool:
         """Whether the refresh token can no longer be used at ``now`` (default: the clock).
@@ -125,7 +123,9 @@ class AccessToken:
         """
         if self.refresh_token is None:
             return True
-        return self.refresh_expires_at is not None and _now(now) >= self.refresh_expires_at
+        if self.refresh_expires_at is None:
+            return False
+        return (time.time() if now is None else now) >= self.refresh_expires_at
 
     @property
     def expires_in(self) -> int | None:
@@ -207,7 +207,7 @@ class AuthorizationCode:
 
     def is_expired(self, now: float | None = None) -> bool:
         """Whether the code has expired at ``now`` (unix seconds; default: the clock)."""
-        return _now(now) >= self.expires_at
+        return (time.time() if now is None else now) >= self.expires_at
 
     def verify_code_verifier(self, code_verifier: str) -> bool:
         """Check a PKCE ``code_verifier`` against the stored challenge (RFC 7636 §4.6).

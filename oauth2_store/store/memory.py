@@ -218,8 +218,7 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         if expires_at is None:
             return
         heapq.heappush(self._expiries, (expires_at, kind, key))
-        live = len(self._tokens) + len(self._refresh_tokens) + len(self._codes)
-        if len(self._expiries) > 2 * live + 1024:
+        if len(self._expiries) > 1024 and len(self._expiries) > 2 * len(self) + 1024:
             self._compact()
 
     def _purge(self, now: float) -> None:
