@@ -24,7 +24,7 @@ def free_port() -> int:
 
 
 def memcached_binary() -> str:
-    """The memcached executable; a missing one fails the test run, it is never skipped."""
+    """The memcached executable. A missing one fails the test run, in CI and everywhere else."""
     binary = shutil.which("memcached")
     if binary is None:
         pytest.fail("memcached is not installed: `make test` installs it (apt-get install memcached)", pytrace=False)
