@@ -1,7 +1,10 @@
 """oauth2-store: typed, immutable records and stores for an OAuth 2.0 provider.
 
-The records live here (``oauth2_store.AccessToken``, ``AuthorizationCode``, ``Client``), the
-errors in :mod:`oauth2_store.error`, the versioned byte formats in :mod:`oauth2_store.codec`.
+The records live here (``oauth2_store.AccessToken``, ``AuthorizationCode``, ``Client``), with
+:func:`open_store`, which opens a store from its URL. The errors are in :mod:`oauth2_store.error`,
+the versioned byte formats in :mod:`oauth2_store.codec`, the store contracts in
+:mod:`oauth2_store.protocols`, the stores in :mod:`oauth2_store.store`, and the conformance suite
+in :mod:`oauth2_store.testing`.
 """
 
 from oauth2_store.json_data import FrozenJSON
