@@ -7,14 +7,14 @@ run at the first check.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import socket
 import statistics
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TextIO
 
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError, StoreError, StoreUnavailableError
@@ -235,12 +235,12 @@ def run_checks(url: str, out: TextIO) -> bool:
                 out.write(f"FAIL  {name:<22} {type(error).__name__}: {error}\n")
             else:
                 out.write(f"PASS  {name:<22} {detail}\n")
-        with _quietly():
+        with contextlib.suppress(Exception):  # a check already reported what went wrong
             checker.clean_up()
     finally:
         close = getattr(store, "close", None)
         if close is not None:
-            with _quietly():
+            with contextlib.suppress(Exception):
                 close()
     passed = len(checks) - failed - skipped
     out.write(f"{len(checks)} checks: {passed} passed, {failed} failed" + (f", {skipped} skipped\n" if skipped else "\n"))
@@ -314,11 +314,3 @@ def _server_ttl(store: MemcacheTokenStore, key: str) -> int | None:
                 raise CheckFailed(f"the server's answer to a meta get is malformed: {reply[:40]!r}")
             return int(flags[0])
     return None
-
-
-@contextmanager
-def _quietly() -> Iterator[None]:
-    try:
-        yield
-    except Exception:  # clean-up after a failed check: the failure is already reported
-        pass

@@ -396,17 +396,16 @@ def _build_client(args: Sequence[Any], kwargs: dict[str, Any]) -> object:
     if len(libraries) > 1:
         raise ValueError(f"keyword arguments of several client libraries given ({', '.join(libraries)}): use one library's")
     library = libraries[0] if libraries else "pymemcache"
+    addresses = [f"{host}:{port}" for host, port in map(_parse_server, servers)]
     if library == "pylibmc":
         _require("pylibmc", "pylibmc")
         ejecting = {"auto_eject", "remove_failed"} & set(kwargs.get("behaviors") or {})
         if ejecting:
             raise ValueError(f"pylibmc behaviors {', '.join(sorted(ejecting))} move a failing server's keys to another server: not allowed")
-        return safe_pylibmc_client_class()([f"{host}:{port}" for host, port in map(_parse_server, servers)], **kwargs)
+        return safe_pylibmc_client_class()(addresses, **kwargs)
     if library == "python-memcached":
-        memcache = _require("memcache", "python-memcached")
-        from oauth2_store.store.memcache_clients import _RefusingUnpickler
-
-        return memcache.Client([f"{host}:{port}" for host, port in map(_parse_server, servers)], unpickler=_RefusingUnpickler, **kwargs)
+        # Its unpickler is replaced by the adapter (connect), for built and passed clients alike.
+        return _require("memcache", "python-memcached").Client(addresses, **kwargs)
     return pymemcache_client(servers, connect_timeout=kwargs.get("connect_timeout", 1.0), timeout=kwargs.get("timeout", 1.0))
 
 

@@ -28,6 +28,7 @@ for its library. Everything that differs between the libraries is handled here a
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol, cast
@@ -482,6 +483,7 @@ def _check_pylibmc_deserialize(client: object, base: type) -> None:
         )
 
 
+@functools.cache
 def safe_pylibmc_client_class() -> type:
     """A ``pylibmc.Client`` subclass that never unpickles: values other than plain bytes raise.
 
