@@ -86,9 +86,16 @@ class MemcachedServer:
             self.process.stderr.close()
 
     def freeze(self) -> None:
-        """SIGSTOP: connections stay open, nothing answers."""
+        """SIGSTOP: connections stay open, nothing answers. Returns once every thread is stopped:
+        the signal is delivered asynchronously, and a request sent before that is still served."""
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        tasks = f"/proc/{self.process.pid}/task"
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while not all(_state(f"{tasks}/{task}/stat") in ("T", "t") for task in os.listdir(tasks)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"memcached on port {self.port} did not stop within {STARTUP_TIMEOUT} s")
+            time.sleep(0.001)  # polling for the stop to take effect, not waiting out a race
 
     def thaw(self) -> None:
         assert self.process is not None
@@ -124,3 +131,9 @@ class MemcachedServer:
 
     def flush(self) -> None:
         assert self.command(b"flush_all\r\n") == b"OK\r\n"
+
+
+def _state(stat_path: str) -> str:
+    """The state letter of a task in /proc (R running, S sleeping, T stopped, ...)."""
+    with open(stat_path) as stat:
+        return stat.read().rpartition(")")[2].split()[0]
