@@ -14,6 +14,7 @@ import typeguard
 from hypothesis import HealthCheck, settings
 
 from tests.memcached_server import MemcachedServer
+from tests.support import Scale
 
 pytest_plugins = ["pytester"]
 
@@ -29,6 +30,20 @@ typeguard.config.typecheck_fail_callback = _raise_type_error
 # Instrumented code is several times slower, and the machines are shared: no per-example deadline.
 settings.register_profile("default", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("default")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reliability-full",
+        action="store_true",
+        help="run the reliability scenarios at full size (`make reliability`); the default is a bounded size for CI",
+    )
+
+
+@pytest.fixture(scope="session")
+def scale(request: pytest.FixtureRequest) -> Scale:
+    """The size of the reliability scenarios for this run."""
+    return Scale(bool(request.config.getoption("--reliability-full")))
 
 
 @pytest.fixture(scope="session")

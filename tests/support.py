@@ -15,3 +15,14 @@ def raised_for(error: type[Exception]) -> tuple[type[Exception], ...]:
     conftest makes it raise TypeError (naming the argument), which is accepted too.
     """
     return (error, TypeError) if TYPEGUARD_RUN else (error,)
+
+
+class Scale:
+    """How big the reliability scenarios run: bounded in the normal suite, full with --reliability-full."""
+
+    def __init__(self, full: bool) -> None:
+        self.full = full
+
+    def pick(self, bounded: int, full: int) -> int:
+        """The size for this run: ``full`` with --reliability-full, else ``bounded``."""
+        return full if self.full else bounded
