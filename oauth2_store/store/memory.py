@@ -21,6 +21,8 @@ __all__ = ["LocalClientStore", "LocalTokenStore"]
 
 _UserKey = tuple[str, str, str | None]
 _Kind = Literal["token", "refresh", "code"]
+_MIN_COMPACTION = 1024
+"""Below this many expiry entries, the heap is never compacted."""
 
 
 class LocalClientStore(ClientStore):
@@ -95,28 +97,40 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         # (expires_at, kind, key) of every expiring entry, soonest first: purging is popping.
         # Entries whose record was replaced or deleted stay until they come up or a compaction.
         self._expiries: list[tuple[int, _Kind, str]] = []
+        # Compacting when the heap doubles since the last compaction keeps pushes O(log n) amortized.
+        self._compact_above = _MIN_COMPACTION
 
     def save_token(self, access_token: AccessToken) -> None:
         """Store ``access_token``: findable by token until ``expires_at``, by refresh token until
         ``refresh_expires_at``, and as its user's latest token. An expired part is not stored, and
         removes what was stored under the same token or refresh token (so re-saving a token with an
         earlier expiry ends it early)."""
+        # Expiry checks are inlined here and in the fetches: this is the hot path of a token server.
         now = self._clock()
+        token, expires_at = access_token.token, access_token.expires_at
         with self._lock:
-            self._purge(now)
-            previous = self._tokens.pop(access_token.token, None)
+            expiries = self._expiries
+            if expiries and expiries[0][0] <= now:
+                self._purge(now)
+            previous = self._tokens.pop(token, None)
             if previous is not None:
                 self._forget_latest_of_user(previous)
-            if not access_token.is_expired(now):
-                self._tokens[access_token.token] = access_token
-                self._latest_of_user[_user_key(access_token)] = access_token.token
-                self._schedule(access_token.expires_at, "token", access_token.token)
-            if access_token.refresh_token is not None:
-                if access_token.is_refresh_expired(now):
-                    self._refresh_tokens.pop(access_token.refresh_token, None)
+            if expires_at is None or now < expires_at:
+                self._tokens[token] = access_token
+                self._latest_of_user[(access_token.client_id, access_token.grant_type, access_token.user_id)] = token
+                if expires_at is not None:
+                    heapq.heappush(expiries, (expires_at, "token", token))
+            refresh_token = access_token.refresh_token
+            if refresh_token is not None:
+                refresh_expires_at = access_token.refresh_expires_at
+                if refresh_expires_at is None or now < refresh_expires_at:
+                    self._refresh_tokens[refresh_token] = access_token
+                    if refresh_expires_at is not None:
+                        heapq.heappush(expiries, (refresh_expires_at, "refresh", refresh_token))
                 else:
-                    self._refresh_tokens[access_token.refresh_token] = access_token
-                    self._schedule(access_token.refresh_expires_at, "refresh", access_token.refresh_token)
+                    self._refresh_tokens.pop(refresh_token, None)
+            if len(expiries) > self._compact_above:
+                self._compact()
 
     def fetch_by_token(self, token: str) -> AccessToken:
         """Return the live access token ``token``.
@@ -125,9 +139,11 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             AccessTokenNotFound: no such token, it was revoked, or it expired.
         """
         access_token = self._tokens.get(token)
-        if access_token is None or access_token.is_expired(self._clock()):
-            raise AccessTokenNotFound("no live access token matches")
-        return access_token
+        if access_token is not None:
+            expires_at = access_token.expires_at
+            if expires_at is None or self._clock() < expires_at:
+                return access_token
+        raise AccessTokenNotFound("no live access token matches")
 
     def fetch_by_refresh_token(self, refresh_token: str) -> AccessToken:
         """Return the access token issued with ``refresh_token`` (even if the access token expired).
@@ -136,9 +152,11 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             AccessTokenNotFound: no such refresh token, it was revoked, or it expired.
         """
         access_token = self._refresh_tokens.get(refresh_token)
-        if access_token is None or access_token.is_refresh_expired(self._clock()):
-            raise AccessTokenNotFound("no live refresh token matches")
-        return access_token
+        if access_token is not None:
+            expires_at = access_token.refresh_expires_at
+            if expires_at is None or self._clock() < expires_at:
+                return access_token
+        raise AccessTokenNotFound("no live refresh token matches")
 
     def fetch_existing_token_of_user(self, client_id: str, grant_type: str, user_id: str | None) -> AccessToken:
         """Return the live access token most recently saved for this client, grant and user.
@@ -172,12 +190,15 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         and removes what was stored under the same code."""
         now = self._clock()
         with self._lock:
-            self._purge(now)
+            if self._expiries and self._expiries[0][0] <= now:
+                self._purge(now)
             if authorization_code.is_expired(now):
                 self._codes.pop(authorization_code.code, None)
             else:
                 self._codes[authorization_code.code] = authorization_code
-                self._schedule(authorization_code.expires_at, "code", authorization_code.code)
+                heapq.heappush(self._expiries, (authorization_code.expires_at, "code", authorization_code.code))
+                if len(self._expiries) > self._compact_above:
+                    self._compact()
 
     def fetch_by_code(self, code: str) -> AuthorizationCode:
         """Return the live authorization code ``code`` without using it up.
@@ -186,7 +207,7 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             AuthCodeNotFound: no such code, it was used or deleted, or it expired.
         """
         authorization_code = self._codes.get(code)
-        if authorization_code is None or authorization_code.is_expired(self._clock()):
+        if authorization_code is None or self._clock() >= authorization_code.expires_at:
             raise AuthCodeNotFound("no live authorization code matches")
         return authorization_code
 
@@ -201,10 +222,9 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         Raises:
             AuthCodeNotFound: no such code, it was already consumed, or it expired.
         """
-        now = self._clock()
         with self._lock:
             authorization_code = self._codes.pop(code, None)
-        if authorization_code is None or authorization_code.is_expired(now):
+        if authorization_code is None or self._clock() >= authorization_code.expires_at:
             raise AuthCodeNotFound("no live authorization code matches")
         return authorization_code
 
@@ -213,13 +233,6 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         user_key = _user_key(access_token)
         if self._latest_of_user.get(user_key) == access_token.token:
             del self._latest_of_user[user_key]
-
-    def _schedule(self, expires_at: int | None, kind: _Kind, key: str) -> None:
-        if expires_at is None:
-            return
-        heapq.heappush(self._expiries, (expires_at, kind, key))
-        if len(self._expiries) > 1024 and len(self._expiries) > 2 * len(self) + 1024:
-            self._compact()
 
     def _purge(self, now: float) -> None:
         """Drop every record that has expired by ``now``. Called with the lock held."""
@@ -253,6 +266,7 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             expiries.append((authorization_code.expires_at, "code", code))
         heapq.heapify(expiries)
         self._expiries = expiries
+        self._compact_above = 2 * len(expiries) + _MIN_COMPACTION
 
     def __len__(self) -> int:
         """How many entries the store holds: access tokens, refresh tokens and codes."""
