@@ -17,7 +17,7 @@ from pymemcache.client.retrying import RetryingClient
 
 from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, StoreUnavailableError
-from oauth2_store.store.memcache import MemcacheTokenStore
+from oauth2_store.store.memcache import MemcacheTokenStore, pymemcache_client
 from oauth2_store.store.memcache_clients import _server_name
 from tests.memcache_backends import _host_port
 from tests.memcached_server import MemcachedServer
@@ -294,7 +294,8 @@ def test_a_failed_save_leaves_no_part_of_the_token_on_the_other_servers() -> Non
     servers = [MemcachedServer().start() for _ in range(3)]
     store = MemcacheTokenStore(servers=[server.address for server in servers], prefix="half", connect_timeout=TIMEOUT, timeout=TIMEOUT)
     try:
-        ring = HashClient([_host_port(server.address) for server in servers])
+        ring = pymemcache_client([server.address for server in servers])  # placed as the store places them
+        assert isinstance(ring, HashClient)
         # A user whose entry lives on servers[1], and a token whose own key lives elsewhere.
         user = next(u for u in (f"user-{i}" for i in range(1000)) if _server_of(ring, store._user_key("client", "password", u)) == servers[1].port)
         token = next(

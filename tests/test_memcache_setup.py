@@ -9,6 +9,7 @@ import secrets
 import socket
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,21 @@ def test_servers_alone_build_a_pymemcache_client(memcached: MemcachedServer, mem
         _round_trip(store)
     finally:
         store.close()
+
+
+def test_the_built_hash_client_spreads_keys_evenly_over_its_servers(memcached_trio: list[MemcachedServer]) -> None:
+    """The store replaces pymemcache's pure-Python murmur3 with blake2b for rendezvous hashing:
+    the replacement must still give each server its share of the keys."""
+    addresses = [server.address for server in memcached_trio]
+    client = pymemcache_client(addresses)
+    assert isinstance(client, HashClient)
+    keys = [f"oauth2:t:{secrets.token_hex(32)}" for _ in range(3000)]
+    shares = Counter(client.hasher.get_node(key) for key in keys)
+    assert set(shares) == set(addresses)
+    assert all(900 <= share <= 1100 for share in shares.values()), shares  # 1,000 each, within 10%
+    again = pymemcache_client(addresses)
+    assert isinstance(again, HashClient)
+    assert [again.hasher.get_node(key) for key in keys] == [client.hasher.get_node(key) for key in keys]  # the same in every process
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ record.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import math
@@ -24,6 +25,7 @@ from typing import Any, Literal
 
 from pymemcache.client.base import PooledClient
 from pymemcache.client.hash import HashClient
+from pymemcache.client.rendezvous import RendezvousHash
 
 from oauth2_store.clock import Clock, system_clock
 from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC
@@ -422,7 +424,16 @@ def pymemcache_client(servers: Sequence[str], connect_timeout: float = 1.0, time
     options: dict[str, Any] = dict(connect_timeout=connect_timeout, timeout=timeout, no_delay=True, default_noreply=False)
     if len(parsed) == 1:
         return PooledClient(parsed[0], **options)
-    return HashClient(parsed, use_pooling=True, **options)
+    return HashClient(parsed, use_pooling=True, hasher=functools.partial(RendezvousHash, hash_function=_rendezvous_score), **options)
+
+
+def _rendezvous_score(node_and_key: str, seed: int) -> int:
+    """The score of a server for a key in rendezvous hashing: 64 bits of blake2b.
+
+    pymemcache's default, murmur3 in pure Python, costs about 30 µs per server per key: with three
+    servers, routing took longer than the round trip. ``seed`` is pymemcache's (always 0).
+    """
+    return int.from_bytes(hashlib.blake2b(node_and_key.encode(), digest_size=8).digest(), "big") ^ seed
 
 
 def _require(module: str, extra: str) -> Any:
