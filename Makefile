@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test typecheck pytest pytest-typeguard reliability venv system-deps clean
+.PHONY: demo test bench typecheck pytest pytest-typeguard reliability venv system-deps clean
 
 # The tests start their own memcached servers: the binary must be there (apt-get, as root or via sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -35,6 +35,10 @@ pytest: $(STAMP)
 # The same suite with every function of oauth2_store checked against its annotations at run time.
 pytest-typeguard: $(STAMP)
 	OAUTH2_STORE_TYPEGUARD=1 $(BIN)/pytest --typeguard-packages=oauth2_store
+
+# Every benchmark side by side with the alternatives; writes benchmarks/RESULTS.md and results.png.
+bench: system-deps $(STAMP)
+	$(BIN)/python benchmarks/run.py
 
 # The reliability scenarios (faults, races, hostile input, load) at full size; `make test` runs them bounded.
 reliability: system-deps $(STAMP)

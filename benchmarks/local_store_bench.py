@@ -4,33 +4,23 @@ python-oauth2's store does no locking, expiry or validation; a bare dict does no
 Each contender does the same work: save a token with refresh token and user id; fetch it by
 token; save and consume an authorization code (python-oauth2: fetch_by_code then delete_code).
 Record construction is outside the timed region: only the store operations are measured.
-
-Run: .venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/local_store_bench.py
 """
 
 from __future__ import annotations
 
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import Batch, Part, Section, Sizes, Target, interleave
+from oauth2.datatype import AccessToken as LegacyAccessToken
+from oauth2.datatype import AuthorizationCode as LegacyAuthorizationCode
+from oauth2.store.memory import TokenStore as LegacyTokenStore
 
-from harness import Batch, interleave, report  # noqa: E402
+from oauth2_store import AccessToken, AuthorizationCode
+from oauth2_store.store import LocalTokenStore
 
-from oauth2_store import AccessToken, AuthorizationCode  # noqa: E402
-from oauth2_store.store import LocalTokenStore  # noqa: E402
-
-try:
-    from oauth2.datatype import AccessToken as LegacyAccessToken
-    from oauth2.datatype import AuthorizationCode as LegacyAuthorizationCode
-    from oauth2.store.memory import TokenStore as LegacyTokenStore
-except ImportError:
-    sys.exit("install python-oauth2 1.1.1 first: .venv/bin/pip install -e '.[bench]'")
-
-OPS = 5000
-ROUNDS = 15
+LEGACY = "python-oauth2 1.1.1"
+DICT = "bare dict"
 
 
 def _tokens(cls: Any, n: int) -> list[Any]:
@@ -46,8 +36,8 @@ def _codes(cls: Any, n: int) -> list[Any]:
     return [cls("client", f"code-{i:027d}", now + 600, "https://a.example/cb", ["read"]) for i in range(n)]
 
 
-def save_token(store_factory: Any, token_cls: Any) -> Batch:
-    store, tokens = store_factory(), _tokens(token_cls, OPS)
+def save_token(store_factory: Any, token_cls: Any, ops: int) -> Batch:
+    store, tokens = store_factory(), _tokens(token_cls, ops)
 
     def batch(n: int) -> None:
         for token in tokens[:n]:
@@ -56,8 +46,8 @@ def save_token(store_factory: Any, token_cls: Any) -> Batch:
     return batch
 
 
-def fetch_by_token(store_factory: Any, token_cls: Any) -> Batch:
-    store, tokens = store_factory(), _tokens(token_cls, OPS)
+def fetch_by_token(store_factory: Any, token_cls: Any, ops: int) -> Batch:
+    store, tokens = store_factory(), _tokens(token_cls, ops)
     for token in tokens:
         store.save_token(token)
     keys = [token.token for token in tokens]
@@ -69,8 +59,8 @@ def fetch_by_token(store_factory: Any, token_cls: Any) -> Batch:
     return batch
 
 
-def consume_code(store_factory: Any, code_cls: Any, legacy: bool) -> Batch:
-    store, codes = store_factory(), _codes(code_cls, OPS)
+def consume_code(store_factory: Any, code_cls: Any, ops: int, legacy: bool) -> Batch:
+    store, codes = store_factory(), _codes(code_cls, ops)
     for code in codes:
         store.save_code(code)
     keys = [code.code for code in codes]
@@ -111,40 +101,62 @@ class DictStore:
         return self.codes.pop(code)
 
 
-def main() -> None:
-    figures = {
-        "save_token": interleave(
-            {
-                "LocalTokenStore": lambda: save_token(LocalTokenStore, AccessToken),
-                "python-oauth2 1.1.1": lambda: save_token(LegacyTokenStore, LegacyAccessToken),
-                "bare dict": lambda: save_token(DictStore, AccessToken),
-            },
-            OPS,
-            ROUNDS,
+def measure(sizes: Sizes) -> Part:
+    """Time save_token, fetch_by_token and consume_code of every contender, interleaved."""
+    ops, rounds = sizes.local_ops, sizes.rounds
+    sections = [
+        Section(
+            "save_token",
+            interleave(
+                {
+                    "LocalTokenStore": lambda: save_token(LocalTokenStore, AccessToken, ops),
+                    LEGACY: lambda: save_token(LegacyTokenStore, LegacyAccessToken, ops),
+                    DICT: lambda: save_token(DictStore, AccessToken, ops),
+                },
+                ops,
+                rounds,
+            ),
+            LEGACY,
         ),
-        "fetch_by_token": interleave(
-            {
-                "LocalTokenStore": lambda: fetch_by_token(LocalTokenStore, AccessToken),
-                "python-oauth2 1.1.1": lambda: fetch_by_token(LegacyTokenStore, LegacyAccessToken),
-                "bare dict": lambda: fetch_by_token(DictStore, AccessToken),
-            },
-            OPS,
-            ROUNDS,
+        Section(
+            "fetch_by_token",
+            interleave(
+                {
+                    "LocalTokenStore": lambda: fetch_by_token(LocalTokenStore, AccessToken, ops),
+                    LEGACY: lambda: fetch_by_token(LegacyTokenStore, LegacyAccessToken, ops),
+                    DICT: lambda: fetch_by_token(DictStore, AccessToken, ops),
+                },
+                ops,
+                rounds,
+            ),
+            LEGACY,
         ),
-        "consume_code": interleave(
-            {
-                "LocalTokenStore": lambda: consume_code(LocalTokenStore, AuthorizationCode, legacy=False),
-                "python-oauth2 1.1.1 (fetch + delete)": lambda: consume_code(LegacyTokenStore, LegacyAuthorizationCode, legacy=True),
-                "bare dict": lambda: consume_code(DictStore, AuthorizationCode, legacy=False),
-            },
-            OPS,
-            ROUNDS,
+        Section(
+            "consume_code (python-oauth2: fetch_by_code then delete_code, not atomic)",
+            interleave(
+                {
+                    "LocalTokenStore": lambda: consume_code(LocalTokenStore, AuthorizationCode, ops, legacy=False),
+                    LEGACY: lambda: consume_code(LegacyTokenStore, LegacyAuthorizationCode, ops, legacy=True),
+                    DICT: lambda: consume_code(DictStore, AuthorizationCode, ops, legacy=False),
+                },
+                ops,
+                rounds,
+            ),
+            LEGACY,
         ),
-    }
-    for operation, per_op in figures.items():
-        baseline = next(name for name in per_op if name.startswith("python-oauth2"))
-        print(report(f"{operation} ({OPS} ops x {ROUNDS} rounds, interleaved)", per_op, baseline))
-
-
-if __name__ == "__main__":
-    main()
+    ]
+    targets = []
+    for section in sections:
+        operation = section.title.split()[0]
+        targets.append(Target(f"in memory: {operation} within 1.5x of python-oauth2's memory store", section.ratio("LocalTokenStore"), 1.5))
+        targets.append(Target(f"in memory: {operation} within 3x of a bare dict", section.ratio("LocalTokenStore", DICT), 3.0))
+    return Part(
+        heading="In memory",
+        intro=(
+            "`LocalTokenStore` next to python-oauth2 1.1.1's memory `TokenStore` (no locking, expiry or "
+            "validation) and a bare dict (the floor). Tokens carry a refresh token and a user id. "
+            f"{ops} operations x {rounds} rounds, interleaved; per operation."
+        ),
+        sections=sections,
+        targets=targets,
+    )

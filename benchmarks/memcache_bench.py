@@ -1,39 +1,28 @@
-"""MemcacheTokenStore next to raw pymemcache calls moving the same bytes (the floor) and to
-python-oauth2 1.1.1's memcache TokenStore (python-memcached, pickled dicts), on one local
-memcached started here. Contenders alternate operation by operation; figures are medians per operation.
-
-Run: .venv/bin/pip install -e '.[bench]' && .venv/bin/python benchmarks/memcache_bench.py
-"""
+"""MemcacheTokenStore next to raw pymemcache calls moving the same bytes (the floor: the same round
+trips with no store around them) and python-oauth2 1.1.1's memcache TokenStore (python-memcached,
+pickled dicts), on one memcached. Contenders alternate operation by operation."""
 
 from __future__ import annotations
 
+import re
 import secrets
-import sys
 import time
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "benchmarks"), str(ROOT)]
+import memcache
+from harness import Operation, Part, Section, Sizes, Target, alternate
+from oauth2.datatype import AccessToken as LegacyAccessToken
+from oauth2.datatype import AuthorizationCode as LegacyAuthorizationCode
+from oauth2.store.memcache import TokenStore as LegacyMemcacheStore
+from pymemcache.client.base import PooledClient
 
-from harness import Operation, alternate, report  # noqa: E402
-from pymemcache.client.base import PooledClient  # noqa: E402
+from oauth2_store import AccessToken, AuthorizationCode
+from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC
+from oauth2_store.store.memcache import MemcacheTokenStore
+from tests.memcached_server import MemcachedServer
 
-from oauth2_store import AccessToken, AuthorizationCode  # noqa: E402
-from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC  # noqa: E402
-from oauth2_store.error import AuthCodeNotFound  # noqa: E402
-from oauth2_store.store.memcache import MemcacheTokenStore  # noqa: E402
-from tests.memcached_server import MemcachedServer  # noqa: E402
-
-try:
-    import memcache
-    from oauth2.datatype import AccessToken as LegacyAccessToken
-    from oauth2.datatype import AuthorizationCode as LegacyAuthorizationCode
-    from oauth2.store.memcache import TokenStore as LegacyMemcacheStore
-except ImportError:
-    sys.exit("install python-oauth2 1.1.1 first: .venv/bin/pip install -e '.[bench]'")
-
-OPS = 3000
+LEGACY = "python-oauth2 1.1.1"
+OURS = "MemcacheTokenStore"
 
 
 def _tokens(cls: Any, n: int, refresh: bool = True) -> list[Any]:
@@ -47,66 +36,124 @@ def _tokens(cls: Any, n: int, refresh: bool = True) -> list[Any]:
             now + 3600,
             secrets.token_hex(16) if refresh else None,
             scopes=["read", "write"],
-            user_id="user-1",
+            user_id=f"user-{secrets.token_hex(6)}",
         )
         for _ in range(n)
     ]
 
 
-def main() -> None:
-    server = MemcachedServer(memory_mb=512).start()
-    try:
-        run(server.address)
-    finally:
-        server.stop()
+def _stored_bytes(server: MemcachedServer) -> int:
+    """The server's ``bytes`` statistic: item headers, keys and values of everything it holds."""
+    return int(re.search(rb"STAT bytes (\d+)", server.command(b"stats\r\n", end=b"END\r\n")).group(1))  # type: ignore[union-attr]  # memcached always reports it
 
 
-def run(address: str) -> None:
-    host, port = address.rsplit(":", 1)
-    store = MemcacheTokenStore(servers=[address], prefix="bench")
+def measure(sizes: Sizes, server: MemcachedServer) -> Part:
+    """Time the store's operations against raw pymemcache and python-oauth2 on ``server``, and
+    measure the bytes the server spends per stored token for each store."""
+    n = sizes.warmup + sizes.memcache_ops
+    host, port = server.address.rsplit(":", 1)
+    store = MemcacheTokenStore(servers=[server.address], prefix="bench")
     raw = PooledClient((host, int(port)), no_delay=True, default_noreply=False, connect_timeout=1.0, timeout=1.0)
-    legacy = LegacyMemcacheStore(mc=memcache.Client([address]), prefix="legacy")
-    now = int(time.time())
+    legacy = LegacyMemcacheStore(mc=memcache.Client([server.address]), prefix="legacy")
+    try:
+        sections = [
+            Section("save_token with refresh token and user id", alternate(_save(store, raw, legacy, n, refresh=True), sizes.memcache_ops, sizes.warmup), LEGACY),
+            Section("save_token without refresh token", alternate(_save(store, raw, legacy, n, refresh=False), sizes.memcache_ops, sizes.warmup), LEGACY),
+            Section(
+                "fetch_by_token and fetch_by_refresh_token",
+                alternate(_fetch(store, raw, n), sizes.memcache_ops, sizes.warmup),
+                "raw pymemcache get",
+                notes=(
+                    "A first read decodes and validates the record; a read again finds the payload's record in the codec's cache. "
+                    "python-oauth2 1.1.1's memcache store is not in this table: it has no `fetch_by_token`, and its "
+                    "`fetch_by_refresh_token` and `fetch_existing_token_of_user` read keys without the prefix its `save_token` "
+                    "writes, so they never find a token.",
+                ),
+            ),
+            Section("consume_code", alternate(_consume(store, raw, legacy, n), sizes.memcache_ops, sizes.warmup), "raw pymemcache get + delete"),
+        ]
+        ours_bytes, legacy_bytes = _bytes_per_token(server, store, legacy, sizes.bytes_tokens)
+    finally:
+        store.close()
+        raw.close()
+        legacy.mc.disconnect_all()
+    save, save_bare, fetch = sections[0], sections[1], sections[2]
+    targets = [
+        Target("memcache: save_token with refresh token at least 1.4x faster than python-oauth2", save.ratio(OURS), 1 / 1.4),
+        Target("memcache: save_token without refresh token at least 2x faster than python-oauth2", save_bare.ratio(OURS), 1 / 2),
+        *(
+            Target(f"memcache: {name} within 1.2x of a raw get", fetch.ratio(name), 1.2)
+            for name in fetch.samples
+            if name.startswith("fetch")
+        ),
+        Target("bytes per stored token at most 0.7x python-oauth2's", ours_bytes / legacy_bytes, 0.7),
+    ]
+    extra = "\n".join(
+        [
+            f"Bytes per stored token, as memcached counts them (its `bytes` statistic: item headers, keys and values of the "
+            f"token, refresh-token and user entries), over {sizes.bytes_tokens} tokens:",
+            "",
+            "| store | bytes per token | ratio | tokens per GiB |",
+            "| --- | ---: | ---: | ---: |",
+            f"| {OURS} | {ours_bytes:.0f} | {ours_bytes / legacy_bytes:.2f}x | {2**30 / ours_bytes:,.0f} |",
+            f"| {LEGACY} | {legacy_bytes:.0f} | 1.00x | {2**30 / legacy_bytes:,.0f} |",
+        ]
+    )
+    return Part(
+        heading="Memcached",
+        intro=(
+            f"One memcached on loopback. {sizes.memcache_ops} operations per contender after {sizes.warmup} untimed, "
+            "alternating op by op; per operation. Raw pymemcache moves the same bytes in the same round trips."
+        ),
+        sections=sections,
+        targets=targets,
+        extra=extra,
+    )
 
-    def save_contenders(refresh: bool) -> dict[str, Operation]:
-        ours, legacy_tokens = _tokens(AccessToken, OPS, refresh), _tokens(LegacyAccessToken, OPS, refresh)
-        # The floor: the same keys and bytes in the same round trips (one set_many per expiry).
-        raw_items = []
-        for token in _tokens(AccessToken, OPS, refresh):
-            payload = ACCESS_TOKEN_CODEC.encode(token)
-            refresh_item = {f"raw:r:{token.refresh_token}": payload} if refresh else None
-            raw_items.append(({f"raw:t:{token.token}": payload, f"raw:u:{token.token}": payload}, refresh_item))
 
-        def raw_save(i: int) -> None:
-            access, refresh_item = raw_items[i]
-            raw.set_many(access, expire=3600, noreply=False)
-            if refresh_item:
-                raw.set_many(refresh_item, expire=0, noreply=False)
+def _save(store: MemcacheTokenStore, raw: PooledClient, legacy: Any, n: int, refresh: bool) -> dict[str, Operation]:
+    ours, legacy_tokens = _tokens(AccessToken, n, refresh), _tokens(LegacyAccessToken, n, refresh)
+    raw_items = []
+    for token in _tokens(AccessToken, n, refresh):
+        payload = ACCESS_TOKEN_CODEC.encode(token)
+        refresh_item = {f"raw:r:{token.refresh_token}": payload} if refresh else None
+        raw_items.append(({f"raw:t:{token.token}": payload, f"raw:u:{token.user_id}": payload}, refresh_item))
 
-        return {
-            "MemcacheTokenStore": lambda i: store.save_token(ours[i]),
-            f"raw pymemcache set_many x{2 if refresh else 1}": raw_save,
-            "python-oauth2 1.1.1": lambda i: legacy.save_token(legacy_tokens[i]),
-        }
+    def raw_save(i: int) -> None:
+        access, refresh_item = raw_items[i]
+        raw.set_many(access, expire=3600, noreply=False)
+        if refresh_item:  # the store writes a refresh token under its own expiry: a second set_many
+            raw.set_many(refresh_item, expire=0, noreply=False)
 
-    fetched = _tokens(AccessToken, OPS)
+    return {
+        OURS: lambda i: store.save_token(ours[i]),
+        f"raw pymemcache set_many x{2 if refresh else 1}": raw_save,
+        LEGACY: lambda i: legacy.save_token(legacy_tokens[i]),
+    }
+
+
+def _fetch(store: MemcacheTokenStore, raw: PooledClient, n: int) -> dict[str, Operation]:
+    fetched = _tokens(AccessToken, n)
     for token in fetched:
         store.save_token(token)
         raw.set(f"raw:{token.token}", ACCESS_TOKEN_CODEC.encode(token), noreply=False)
-    again = fetched[: OPS // 10]
+    again = fetched[: max(1, n // 10)]
     for token in again:  # decoded once already: a resource server reads the same token again
         store.fetch_by_token(token.token)
-    fetch_contenders: dict[str, Operation] = {
+    return {
         "fetch_by_token, first read": lambda i: store.fetch_by_token(fetched[i].token),
         "fetch_by_token, read again": lambda i: store.fetch_by_token(again[i % len(again)].token),
-        "fetch_by_refresh_token, first read": lambda i: store.fetch_by_refresh_token(fetched[i].refresh_token),
+        "fetch_by_refresh_token, first read": lambda i: store.fetch_by_refresh_token(fetched[i].refresh_token or ""),
         "raw pymemcache get": lambda i: raw.get(f"raw:{fetched[i].token}"),
     }
 
-    ours_codes = [AuthorizationCode("client-id", secrets.token_hex(16), now + 600, "https://a.example/cb", ["read"]) for _ in range(OPS)]
-    legacy_codes = [LegacyAuthorizationCode("client-id", secrets.token_hex(16), now + 600, "https://a.example/cb", ["read"]) for _ in range(OPS)]
-    raw_codes = [f"raw:c:{secrets.token_hex(16)}" for _ in range(OPS)]
-    for code, legacy_code, raw_code in zip(ours_codes, legacy_codes, raw_codes):
+
+def _consume(store: MemcacheTokenStore, raw: PooledClient, legacy: Any, n: int) -> dict[str, Operation]:
+    now = int(time.time())
+    ours = [AuthorizationCode("client-id", secrets.token_hex(16), now + 600, "https://a.example/cb", ["read"]) for _ in range(n)]
+    legacy_codes = [LegacyAuthorizationCode("client-id", secrets.token_hex(16), now + 600, "https://a.example/cb", ["read"]) for _ in range(n)]
+    raw_codes = [f"raw:c:{secrets.token_hex(16)}" for _ in range(n)]
+    for code, legacy_code, raw_code in zip(ours, legacy_codes, raw_codes):
         store.save_code(code)
         legacy.save_code(legacy_code)
         raw.set(raw_code, AUTH_CODE_CODEC.encode(code), expire=600, noreply=False)
@@ -119,31 +166,19 @@ def run(address: str) -> None:
         raw.get(raw_codes[i])
         raw.delete(raw_codes[i], noreply=False)
 
-    consume_contenders: dict[str, Operation] = {
-        "MemcacheTokenStore consume_code": lambda i: store.consume_code(ours_codes[i].code),
+    return {
+        f"{OURS} consume_code (atomic)": lambda i: store.consume_code(ours[i].code),
         "raw pymemcache get + delete": raw_consume,
-        "python-oauth2 1.1.1 fetch_by_code + delete_code": legacy_consume,
+        f"{LEGACY} fetch_by_code + delete_code (not atomic)": legacy_consume,
     }
 
-    sections = [
-        ("save_token with refresh token and user id", save_contenders(True), "python-oauth2 1.1.1"),
-        ("save_token without refresh token", save_contenders(False), "python-oauth2 1.1.1"),
-        ("fetch_by_token / fetch_by_refresh_token", fetch_contenders, "raw pymemcache get"),
-        ("consume_code", consume_contenders, "raw pymemcache get + delete"),
-    ]
-    for _ in range(100):  # warm up: connections open, code paths loaded
-        raw.get("warm-up")
-        legacy.mc.get("warm-up")
-        try:
-            store.fetch_by_code("warm-up")
-        except AuthCodeNotFound:
-            pass
-    print(f"memcached on {address}; {OPS} operations per contender, alternating op by op; medians per operation\n")
-    for title, contenders, baseline in sections:
-        print(report(title, alternate(contenders, OPS), baseline))
-    store.close()
-    raw.close()
 
-
-if __name__ == "__main__":
-    main()
+def _bytes_per_token(server: MemcachedServer, store: MemcacheTokenStore, legacy: Any, n: int) -> tuple[float, float]:
+    """Bytes the server holds per token saved by each store (every token with its own user)."""
+    figures = []
+    for save, tokens in ((store.save_token, _tokens(AccessToken, n)), (legacy.save_token, _tokens(LegacyAccessToken, n))):
+        before = _stored_bytes(server)
+        for token in tokens:
+            save(token)
+        figures.append((_stored_bytes(server) - before) / n)
+    return figures[0], figures[1]

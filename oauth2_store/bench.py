@@ -13,7 +13,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import TextIO, TypedDict
 
 from oauth2_store.models import AccessToken, AuthorizationCode
 from oauth2_store.protocols import TokenStoreProtocol
@@ -23,9 +23,17 @@ __all__ = ["BenchResult", "run_bench"]
 
 OPERATIONS = ("save_token", "fetch_by_token", "fetch_by_refresh_token", "save_code", "consume_code")
 
-BenchResult = dict[str, object]
-"""What ``--json`` writes: the URL, threads used, operations run, wall time, throughput, and per
-operation its count and p50/p95/p99 latency in milliseconds."""
+class BenchResult(TypedDict):
+    """What ``--json`` writes: the URL (redacted), threads used, operations run, wall time in
+    seconds, throughput, and per operation its ``count`` and ``p50``/``p95``/``p99`` latency in
+    milliseconds."""
+
+    url: str
+    threads: int
+    operations: int
+    seconds: float
+    throughput_ops_per_second: float
+    latency_ms: dict[str, dict[str, float]]
 
 
 def _workload(store: TokenStoreProtocol) -> Callable[[], dict[str, float]]:
