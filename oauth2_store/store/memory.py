@@ -1,8 +1,9 @@
 """In-memory stores: the embedded default, for one process.
 
-Thread-safe: writes take a lock, reads are single dictionary lookups of immutable records (atomic
-in CPython), and :meth:`LocalTokenStore.consume_code` is atomic across threads. Expired records are
-purged as writes happen, so memory stays bounded by the live records.
+Thread-safe: writes take a lock; reads are single dictionary lookups of immutable records, and
+:meth:`LocalTokenStore.consume_code` a single ``dict.pop`` (both atomic in CPython, with or without
+the GIL), so exactly one caller gets a code. Expired records are purged as writes happen, so memory
+stays bounded by the live records.
 """
 
 from __future__ import annotations
@@ -222,8 +223,9 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         Raises:
             AuthCodeNotFound: no such code, it was already consumed, or it expired.
         """
-        with self._lock:
-            authorization_code = self._codes.pop(code, None)
+        # No lock: dict.pop is atomic, so exactly one caller gets the code. Whatever else removes
+        # codes (purge, delete_code, compaction) copes with a code vanishing under it.
+        authorization_code = self._codes.pop(code, None)
         if authorization_code is None or self._clock() >= authorization_code.expires_at:
             raise AuthCodeNotFound("no live authorization code matches")
         return authorization_code
@@ -251,7 +253,7 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             else:
                 authorization_code = self._codes.get(key)
                 if authorization_code is not None and authorization_code.is_expired(now):
-                    del self._codes[key]
+                    self._codes.pop(key, None)  # consume_code may have taken it meanwhile
 
     def _compact(self) -> None:
         """Rebuild the expiry heap from the live records, dropping entries of replaced records."""
@@ -262,7 +264,7 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         for refresh_token, access_token in self._refresh_tokens.items():
             if access_token.refresh_expires_at is not None:
                 expiries.append((access_token.refresh_expires_at, "refresh", refresh_token))
-        for code, authorization_code in self._codes.items():
+        for code, authorization_code in self._codes.copy().items():  # consume_code pops without the lock
             expiries.append((authorization_code.expires_at, "code", code))
         heapq.heapify(expiries)
         self._expiries = expiries
