@@ -66,7 +66,8 @@ def _json_encoder() -> Callable[[object], str]:
 
 
 _ENCODE_JSON = _json_encoder()
-_DECODER = json.JSONDecoder(parse_constant=_refuse_constant)
+# The decoder's parser, which JSONDecoder.decode wraps; typeshed does not declare the attribute.
+_SCAN_JSON: Callable[[str, int], tuple[object, int]] = getattr(json.JSONDecoder(parse_constant=_refuse_constant), "scan_once")
 
 
 class RecordCodec(Generic[R]):
@@ -119,29 +120,45 @@ class RecordCodec(Generic[R]):
         return self._decode(payload)
 
     def _decode(self, payload: bytes) -> R:
-        what = f"{self.kind} record"
-        if payload[:1] == b"{":
+        if payload.startswith(self._header):  # the version this codec writes: checked first
+            version, body = self.version, payload[len(self._header) :]
+        elif payload[:1] == b"{":
             version, body = _LEGACY_VERSION, payload
         else:
             header = _HEADER.match(payload)
             if header is None:
-                raise CodecError(f"not a {what}: the payload has no valid header")
+                raise CodecError(f"not a {self.kind} record: the payload has no valid header")
             if header[1].decode("ascii") != self.kind:
-                raise CodecError(f"not a {what}: the payload holds a {header[1].decode('ascii')!r} record")
+                raise CodecError(f"not a {self.kind} record: the payload holds a {header[1].decode('ascii')!r} record")
             version, body = int(header[2]), payload[header.end() :]
         loader = self._loaders.get(version)
         if loader is None:
-            raise CodecError(f"cannot read {what}: unknown format version {version}")
+            raise CodecError(f"cannot read {self.kind} record: unknown format version {version}")
         try:
-            parsed: object = _DECODER.decode(body.decode("utf-8"))
+            parsed = _parse_json(body.decode("utf-8"))
         except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-            raise CodecError(f"cannot read {what} (version {version}): invalid JSON ({type(error).__name__})") from None
+            raise CodecError(f"cannot read {self.kind} record (version {version}): invalid JSON ({type(error).__name__})") from None
         try:
             return loader(parsed)
-        except RecordError as error:
-            raise CodecError(f"invalid {what} (version {version}): {error}") from None
-        except CodecError as error:
-            raise CodecError(f"invalid {what} (version {version}): {error}") from None
+        except (RecordError, CodecError) as error:
+            raise CodecError(f"invalid {self.kind} record (version {version}): {error}") from None
+
+
+def _parse_json(text: str) -> object:
+    """``json.loads`` without its Python wrapper, which costs as much as the C parser: ``text``
+    must be exactly one JSON value, without surrounding whitespace (the codec writes none).
+
+    Raises:
+        ValueError: ``text`` is not one JSON value, or holds NaN or an infinity.
+    """
+    try:
+        value, end = _SCAN_JSON(text, 0)
+    except StopIteration:
+        raise ValueError("no JSON value at the start") from None
+    if end != len(text):
+        raise ValueError("extra data after the JSON value")
+    parsed: object = value
+    return parsed
 
 
 # Type narrowing for parsed JSON. The records validate values; these only check JSON types, so
