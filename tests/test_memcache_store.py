@@ -141,10 +141,44 @@ def test_stores_with_different_prefixes_never_see_each_others_records(memcached:
         two.close()
 
 
-@pytest.mark.parametrize("prefix", ["", "has space", "new\nline", "x" * 101, "ünï", "a/b"])
+@pytest.mark.reliability
+@pytest.mark.parametrize("prefix", ["", "has space", "new\nline", "x" * 101, "ünï", "a/b", "\r\nflush_all\r\n", "nul\x00", "oauth2\n", "x" * 300])
 def test_invalid_prefix_is_refused(memcached: MemcachedServer, prefix: str) -> None:
     with pytest.raises(ValueError, match="prefix"):
         MemcacheTokenStore(servers=[memcached.address], prefix=prefix)
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("prefix", [None, b"oauth2", 5], ids=["None", "bytes", "int"])
+def test_a_prefix_that_is_not_a_str_is_refused_naming_the_prefix(memcached: MemcachedServer, prefix: object) -> None:
+    with pytest.raises(TypeError, match="prefix"):
+        MemcacheTokenStore(servers=[memcached.address], prefix=prefix)  # type: ignore[arg-type]  # the point: not a str
+
+
+class FormatsAsCommand(str):
+    """A str that holds a valid prefix but formats as memcached command text."""
+
+    def __format__(self, spec: str) -> str:
+        return "x\r\nflush_all\r\n"
+
+    def __str__(self) -> str:
+        return "x\r\nflush_all\r\n"
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("extra", [{}, {"binary": False, "behaviors": {"tcp_nodelay": True}}, {"debug": 0}], ids=["pymemcache", "pylibmc", "python-memcached"])
+def test_keys_use_the_prefix_text_that_was_checked_whatever_its_str_subclass_does(own_memcached: MemcachedServer, extra: dict[str, Any]) -> None:
+    # The prefix was checked as "checked", then formatted into keys by its own __format__: pylibmc's
+    # ASCII protocol sent the command text, and memcached ran flush_all.
+    store = MemcacheTokenStore(servers=[own_memcached.address], prefix=FormatsAsCommand("checked"), **extra)
+    try:
+        token = _token(int(time.time()))
+        store.save_token(token)
+        assert store.fetch_by_token(token.token) == token
+    finally:
+        store.close()
+    assert own_memcached.keys() and all(re.fullmatch(r"checked:[tru]:[0-9a-f]{64}", key) for key in own_memcached.keys())
+    assert b"STAT cmd_flush 0\r\n" in own_memcached.command(b"stats\r\n", end=b"END\r\n")
 
 
 def test_ttls_follow_the_records(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:

@@ -88,7 +88,8 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
     Raises:
         ValueError: an invalid prefix, no servers, a server with a bad port, or keyword arguments
             of two libraries; a client configured to hide failures or to unpickle values.
-        TypeError: unknown keyword arguments, or an unsupported client object.
+        TypeError: a prefix that is not a str, unknown keyword arguments, or an unsupported
+            client object.
         ImportError: the selected library is not installed; the message names the extra to install.
     """
 
@@ -101,6 +102,8 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         max_value_size: int = MAX_VALUE_SIZE,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
         if _PREFIX.fullmatch(prefix) is None:
             raise ValueError("prefix must be 1 to 100 characters of A-Z a-z 0-9 _ . : -")
         if mc is None:
@@ -108,7 +111,7 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         elif args or kwargs:
             raise TypeError("pass either mc= or the arguments to build a client, not both")
         self._connection: MemcacheConnection = connect(mc)
-        self._prefix = prefix
+        self._prefix = str.__str__(prefix)  # what was checked: a str subclass could format as anything
         self._clock = clock
         self._max_value_size = min(max_value_size, self._connection.max_value_size or max_value_size)
 
