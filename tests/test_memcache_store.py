@@ -181,6 +181,27 @@ def test_keys_use_the_prefix_text_that_was_checked_whatever_its_str_subclass_doe
     assert b"STAT cmd_flush 0\r\n" in own_memcached.command(b"stats\r\n", end=b"END\r\n")
 
 
+@pytest.mark.reliability
+def test_lookups_of_strings_no_record_can_hold_are_misses(store: MemcacheTokenStore) -> None:
+    """A lone surrogate cannot be in a record, but can be in a lookup (a framework decoding a
+    request with surrogateescape): it is a miss, as in the in-memory store, not a UnicodeEncodeError
+    (which is not a StoreError, and whose repr holds the whole string)."""
+    lone = "tok-\udcff-do-not-log"
+    misses: list[tuple[Callable[[], object], type[Exception]]] = [
+        (lambda: store.fetch_by_token(lone), AccessTokenNotFound),
+        (lambda: store.fetch_by_refresh_token(lone), AccessTokenNotFound),
+        (lambda: store.delete_refresh_token(lone), AccessTokenNotFound),
+        (lambda: store.fetch_existing_token_of_user(lone, lone, lone), AccessTokenNotFound),
+        (lambda: store.fetch_by_code(lone), AuthCodeNotFound),
+        (lambda: store.consume_code(lone), AuthCodeNotFound),
+    ]
+    for call, miss in misses:
+        with pytest.raises(miss) as caught:
+            call()
+        assert lone not in repr(caught.value)
+    store.delete_code(lone)  # deleting a code that is not there is not an error
+
+
 def test_ttls_follow_the_records(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
     now = int(time.time())
     token = _token(now, expires_at=now + 40 * DAY, refresh_expires_at=None)

@@ -130,7 +130,9 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         self._connection.close()
 
     def _key(self, kind: _Kind, secret: str) -> str:
-        return f"{self._prefix}:{kind}:{hashlib.sha256(secret.encode('utf-8')).hexdigest()}"
+        # surrogatepass: a lookup string no record can hold (a lone surrogate) is a miss, not a
+        # UnicodeEncodeError; its bytes are not UTF-8, so they never match a stored record's.
+        return f"{self._prefix}:{kind}:{hashlib.sha256(secret.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
     def _user_key(self, client_id: str, grant_type: str, user_id: str | None) -> str:
         # Length-prefixed, so no two (client, grant, user) triples give the same string.
