@@ -1,7 +1,8 @@
 """In-memory stores: the embedded default, for one process.
 
 Thread-safe: writes take a lock, reads are single dictionary lookups of immutable records (atomic
-in CPython), and :meth:`LocalTokenStore.consume_code` is atomic across threads. Expired records are
+in CPython; a record saved again is replaced in one assignment, so a read never finds it missing),
+and :meth:`LocalTokenStore.consume_code` is atomic across threads. Expired records are
 purged as writes happen, so memory stays bounded by the live records.
 """
 
@@ -104,13 +105,18 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         now = self._clock()
         with self._lock:
             self._purge(now)
-            previous = self._tokens.pop(access_token.token, None)
-            if previous is not None:
-                self._forget_latest_of_user(previous)
+            previous = self._tokens.get(access_token.token)
             if not access_token.is_expired(now):
+                # Replaced by one assignment each, never removed first: readers take no lock, and
+                # a token (or user entry) saved again must not read as a miss in between.
                 self._tokens[access_token.token] = access_token
+                if previous is not None and _user_key(previous) != _user_key(access_token):
+                    self._forget_latest_of_user(previous)
                 self._latest_of_user[_user_key(access_token)] = access_token.token
                 self._schedule(access_token.expires_at, "token", access_token.token)
+            elif previous is not None:
+                del self._tokens[access_token.token]
+                self._forget_latest_of_user(previous)
             if access_token.refresh_token is not None:
                 if access_token.is_refresh_expired(now):
                     self._refresh_tokens.pop(access_token.refresh_token, None)
