@@ -11,6 +11,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 from pymemcache.client.base import Client
 
@@ -19,10 +20,11 @@ from oauth2_store.clock import ManualClock
 from oauth2_store.codec import ACCESS_TOKEN_CODEC
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError, RecordTooLargeError, StoreUnavailableError
 from oauth2_store.store import AccessTokenStore, AuthCodeStore
-from oauth2_store.store.memcache import MemcacheTokenStore
+from oauth2_store.store.memcache import MAX_VALUE_SIZE, MemcacheTokenStore
 from oauth2_store.testing import TokenStoreContract
 from tests.memcache_backends import BACKENDS, Backend, _host_port
 from tests.memcached_server import MemcachedServer
+from tests.support import TYPEGUARD_RUN
 
 
 @pytest.fixture(params=BACKENDS, ids=[backend.name for backend in BACKENDS])
@@ -93,6 +95,7 @@ def store(memcached: MemcachedServer) -> Iterator[MemcacheTokenStore]:
     built.close()
 
 
+@pytest.mark.reliability
 def test_keys_follow_the_documented_layout_and_never_hold_a_secret(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
     now = int(time.time())
     prefix = store._prefix
@@ -298,6 +301,7 @@ def test_round_trips_per_operation(memcached: MemcachedServer) -> None:
         store.close()
 
 
+@pytest.mark.reliability
 def test_a_value_that_does_not_decode_raises_codec_error(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
     raw = Client(_host_port(memcached.address), default_noreply=False)
     try:
@@ -314,13 +318,46 @@ def test_a_value_that_does_not_decode_raises_codec_error(memcached: MemcachedSer
         store.fetch_by_refresh_token("planted")
 
 
-def test_a_record_larger_than_memcached_takes_is_refused_before_writing(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
-    token = _token(int(time.time()), data={"blob": "x" * (2 * 1024 * 1024)})
-    with pytest.raises(RecordTooLargeError, match="bytes"):
-        store.save_token(token)
-    assert not [key for key in memcached.keys() if key.startswith(store._prefix + ":")]
+OVERSIZED: dict[str, Callable[[int], dict[str, Any]]] = {
+    "one long string": lambda size: {"data": {"blob": "x" * 2 * size}},
+    "many data keys": lambda size: {"data": {f"k{i}": i for i in range(size // 8)}},
+    "strings in nested lists": lambda size: {"data": {"deep": [[["v" * 40] * 20] * (size // 700)]}},
+    "many scopes": lambda size: {"scopes": [f"scope-{i}" for i in range(size // 5)]},
+}
+"""Records a record accepts (JSON-compatible, within the nesting limit) that encode to more than
+``size`` bytes: 200,000 scopes, 130,000 data keys or a 2 MB string against memcached's 1 MiB item."""
 
 
+@pytest.mark.reliability
+@pytest.mark.parametrize("shape", OVERSIZED)
+@pytest.mark.parametrize("extra", [{}, {"binary": True}, {"debug": 0}], ids=["pymemcache", "pylibmc", "python-memcached"])
+def test_a_record_larger_than_memcached_takes_is_refused_before_writing(memcached: MemcachedServer, extra: dict[str, Any], shape: str) -> None:
+    # The typeguard run checks every call of the validation that a million-byte record goes through,
+    # 100,000s of them: it refuses at the store's own max_value_size of 64 KiB instead.
+    limit = 64 * 1024 if TYPEGUARD_RUN else MAX_VALUE_SIZE
+    store = MemcacheTokenStore(servers=[memcached.address], prefix=f"big-{secrets.token_hex(6)}", max_value_size=limit, **extra)
+    try:
+        now = int(time.time())
+        earlier = _token(now)
+        store.save_token(earlier)
+        ours = sorted(key for key in memcached.keys() if key.startswith(store._prefix + ":"))
+        oversized = OVERSIZED[shape](limit)
+        # The same token, refresh token and user, now too large: refused, and the earlier version stays whole.
+        with pytest.raises(RecordTooLargeError, match="bytes"):
+            store.save_token(attrs.evolve(earlier, **oversized))
+        code = AuthorizationCode("client", f"c-{secrets.token_hex(8)}", now + 600, None, oversized.get("scopes", []), oversized.get("data"))
+        with pytest.raises(RecordTooLargeError, match="bytes"):
+            store.save_code(code)
+        assert sorted(key for key in memcached.keys() if key.startswith(store._prefix + ":")) == ours
+        assert store.fetch_by_token(earlier.token) == earlier
+        assert store.fetch_by_refresh_token(earlier.refresh_token or "") == earlier
+        with pytest.raises(AuthCodeNotFound):
+            store.fetch_by_code(code.code)
+    finally:
+        store.close()
+
+
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     ("extra", "error", "message"),
     [
