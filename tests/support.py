@@ -23,6 +23,10 @@ class Scale:
     def __init__(self, full: bool) -> None:
         self.full = full
 
-    def pick(self, bounded: int, full: int) -> int:
-        """The size for this run: ``full`` with --reliability-full, else ``bounded``."""
-        return full if self.full else bounded
+    def pick(self, bounded: int, full: int, typeguard: int | None = None) -> int:
+        """The size for this run: ``full`` with --reliability-full, else ``bounded``; ``typeguard``,
+        if given, instead of ``bounded`` in the typeguard run, where the instrumented package can
+        run tens of times slower (that run checks annotations, not load)."""
+        if self.full:
+            return full
+        return typeguard if TYPEGUARD_RUN and typeguard is not None else bounded

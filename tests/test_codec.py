@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 import traceback
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from oauth2_store import AccessToken, AuthorizationCode, Client
 from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC, CLIENT_CODEC, RecordCodec
 from oauth2_store.error import CodecError, RecordValueError
 from tests.strategies import access_tokens, authorization_codes, clients
+from tests.support import Scale
 
 TYPICAL_TOKEN_FIELDS: dict[str, Any] = dict(
     client_id="client-id",
@@ -80,6 +82,7 @@ def test_non_ascii_text_is_stored_as_utf8_not_escapes() -> None:
     assert ACCESS_TOKEN_CODEC.decode(payload) == token
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     ("codec", "payload", "message"),
     [
@@ -123,6 +126,7 @@ def test_bad_payloads_raise_codec_error_saying_what_is_wrong(codec: RecordCodec[
     assert message in str(caught.value)
 
 
+@pytest.mark.reliability
 def test_codec_error_never_repeats_the_payload() -> None:
     secret = "tok_do_not_log_me_1234567890abcdef"
     payloads = [
@@ -227,16 +231,30 @@ def _mutations() -> st.SearchStrategy[bytes]:
     return mutate()
 
 
-@settings(max_examples=500)
-@given(st.binary(max_size=300) | _mutations(), st.sampled_from(CODECS))
-def test_decode_returns_a_valid_record_or_raises_codec_error(payload: bytes, pair: tuple[RecordCodec[Any], Any]) -> None:
-    codec = pair[0]
-    try:
-        record = codec.decode(payload)
-    except CodecError:
-        return
-    assert isinstance(record, codec.record_type)
-    assert codec.decode(codec.encode(record)) == record
+@pytest.mark.reliability
+def test_decode_returns_a_valid_record_or_raises_codec_error(scale: Scale) -> None:
+    """Random bytes and mutated valid payloads, each decoded by every codec (hypothesis; the
+    seeded mutation loop in test_reliability_input.py adds volume)."""
+    outcomes: Counter[str] = Counter()
+
+    @settings(max_examples=scale.pick(500, 10_000, typeguard=200))
+    @given(st.binary(max_size=300) | _mutations())
+    def decode_with_every_codec(payload: bytes) -> None:
+        for codec, _ in CODECS:
+            try:
+                record = codec.decode(payload)
+            except CodecError:
+                outcomes["CodecError"] += 1
+                continue
+            assert isinstance(record, codec.record_type)
+            assert codec.decode(codec.encode(record)) == record
+            outcomes["record"] += 1
+
+    decode_with_every_codec()
+    print(
+        f"\ncodec fuzz (hypothesis): {sum(outcomes.values()):,} decodes of random and mutated payloads: "
+        f"{outcomes['record']:,} valid records, {outcomes['CodecError']:,} CodecError, nothing else"
+    )
 
 
 def test_encode_refuses_nothing_a_record_accepts() -> None:

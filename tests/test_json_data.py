@@ -71,6 +71,7 @@ def test_frozen_json_constructor_validates_too() -> None:
         FrozenJSON({"a": float("nan")})
 
 
+@pytest.mark.reliability
 def test_nesting_is_limited() -> None:
     deep: Any = 1
     for _ in range(MAX_DEPTH - 1):
@@ -85,6 +86,7 @@ def test_nesting_is_limited() -> None:
         freeze_data(nested)
 
 
+@pytest.mark.reliability
 def test_self_referencing_data_is_refused_not_a_recursion_error() -> None:
     loop: list[object] = []
     loop.append(loop)
@@ -97,6 +99,7 @@ def test_64_bit_integers_are_accepted(value: int) -> None:
     assert freeze_data({"n": value})["n"] == value
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     ("data", "error", "message"),
     [

@@ -1,4 +1,8 @@
-"""consume_code is exactly-once across processes and threads, each on its own connection."""
+"""consume_code is exactly-once across processes and threads, each on its own connection.
+
+A reliability scenario: bounded (4 processes x 4 threads over 300 codes) in the normal suite, full
+size (8 processes x 4 threads over 2,000 codes) with ``--reliability-full``.
+"""
 
 from __future__ import annotations
 
@@ -17,19 +21,16 @@ from oauth2_store import AuthorizationCode
 from oauth2_store.error import AuthCodeNotFound
 from oauth2_store.store.memcache import MemcacheTokenStore
 from tests.memcached_server import MemcachedServer
-
-PROCESSES = 4
-THREADS = 4
-CODES = 300
+from tests.support import Scale
 
 
-def racer_process(address: str, library: str, prefix: str, codes: list[str], start: Barrier, results: Queue[list[str]]) -> None:
-    """One process: THREADS threads, each consuming every code in its own random order."""
+def racer_process(address: str, library: str, prefix: str, codes: list[str], threads_per_process: int, start: Barrier, results: Queue[list[str]]) -> None:
+    """One process: ``threads_per_process`` threads, each consuming every code in its own random order."""
     extra: dict[str, object] = {"debug": 0} if library == "python-memcached" else {}
     store = MemcacheTokenStore(servers=[address], prefix=prefix, **extra)  # type: ignore[arg-type]  # library kwargs are Any
     wins: list[str] = []
     lock = threading.Lock()
-    threads_ready = threading.Barrier(THREADS)
+    threads_ready = threading.Barrier(threads_per_process)
 
     def racer(order: list[str]) -> None:
         threads_ready.wait()
@@ -41,7 +42,7 @@ def racer_process(address: str, library: str, prefix: str, codes: list[str], sta
             with lock:
                 wins.append(code)
 
-    orders = [random.sample(codes, len(codes)) for _ in range(THREADS)]
+    orders = [random.sample(codes, len(codes)) for _ in range(threads_per_process)]
     threads = [threading.Thread(target=racer, args=(order,)) for order in orders]
     start.wait()
     for thread in threads:
@@ -52,21 +53,24 @@ def racer_process(address: str, library: str, prefix: str, codes: list[str], sta
     results.put(wins)
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("library", ["pymemcache", "python-memcached"])
-def test_consume_code_is_won_exactly_once_across_processes(memcached: MemcachedServer, library: str) -> None:
+def test_consume_code_is_won_exactly_once_across_processes(memcached: MemcachedServer, library: str, scale: Scale) -> None:
+    processes_count, threads_per_process, codes_count = scale.pick(4, 8), 4, scale.pick(300, 2_000)
     prefix = f"race-{secrets.token_hex(4)}"
     store = MemcacheTokenStore(servers=[memcached.address], prefix=prefix)
     now = int(time.time())
-    codes = [f"code-{i}-{secrets.token_hex(8)}" for i in range(CODES)]
+    codes = [f"code-{i}-{secrets.token_hex(8)}" for i in range(codes_count)]
     for code in codes:
         store.save_code(AuthorizationCode("client", code, now + 600, None, ["read"]))
     store.close()
 
     context = multiprocessing.get_context("spawn")
-    start = context.Barrier(PROCESSES)
+    start = context.Barrier(processes_count)
     results: Queue[list[str]] = context.Queue()
     processes = [
-        context.Process(target=racer_process, args=(memcached.address, library, prefix, codes, start, results)) for _ in range(PROCESSES)
+        context.Process(target=racer_process, args=(memcached.address, library, prefix, codes, threads_per_process, start, results))
+        for _ in range(processes_count)
     ]
     for process in processes:
         process.start()
@@ -76,5 +80,12 @@ def test_consume_code_is_won_exactly_once_across_processes(memcached: MemcachedS
     for process in processes:
         process.join(timeout=30)
         assert process.exitcode == 0
-    assert sum(wins.values()) == CODES, f"{sum(wins.values())} wins for {CODES} codes"
+    racers = processes_count * threads_per_process
+    singles = sum(1 for code in codes if wins[code] == 1)
+    doubles = sum(1 for code in codes if wins[code] > 1)
+    print(
+        f"\nconsume_code race ({library}): {codes_count:,} codes, {processes_count} processes x {threads_per_process} threads = "
+        f"{racers} racers: {singles:,} single wins, {doubles:,} double, {codes_count - singles - doubles:,} never won"
+    )
+    assert sum(wins.values()) == codes_count, f"{sum(wins.values())} wins for {codes_count} codes"
     assert set(wins) == set(codes) and max(wins.values()) == 1

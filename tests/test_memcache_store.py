@@ -11,6 +11,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import attrs
 import pytest
 from pymemcache.client.base import Client
 
@@ -19,10 +20,11 @@ from oauth2_store.clock import ManualClock
 from oauth2_store.codec import ACCESS_TOKEN_CODEC
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError, RecordTooLargeError, StoreUnavailableError
 from oauth2_store.store import AccessTokenStore, AuthCodeStore
-from oauth2_store.store.memcache import MemcacheTokenStore
+from oauth2_store.store.memcache import MAX_VALUE_SIZE, MemcacheTokenStore
 from oauth2_store.testing import TokenStoreContract
 from tests.memcache_backends import BACKENDS, Backend, _host_port
 from tests.memcached_server import MemcachedServer
+from tests.support import TYPEGUARD_RUN
 
 
 @pytest.fixture(params=BACKENDS, ids=[backend.name for backend in BACKENDS])
@@ -93,6 +95,7 @@ def store(memcached: MemcachedServer) -> Iterator[MemcacheTokenStore]:
     built.close()
 
 
+@pytest.mark.reliability
 def test_keys_follow_the_documented_layout_and_never_hold_a_secret(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
     now = int(time.time())
     prefix = store._prefix
@@ -141,10 +144,65 @@ def test_stores_with_different_prefixes_never_see_each_others_records(memcached:
         two.close()
 
 
-@pytest.mark.parametrize("prefix", ["", "has space", "new\nline", "x" * 101, "ünï", "a/b"])
+@pytest.mark.reliability
+@pytest.mark.parametrize("prefix", ["", "has space", "new\nline", "x" * 101, "ünï", "a/b", "\r\nflush_all\r\n", "nul\x00", "oauth2\n", "x" * 300])
 def test_invalid_prefix_is_refused(memcached: MemcachedServer, prefix: str) -> None:
     with pytest.raises(ValueError, match="prefix"):
         MemcacheTokenStore(servers=[memcached.address], prefix=prefix)
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("prefix", [None, b"oauth2", 5], ids=["None", "bytes", "int"])
+def test_a_prefix_that_is_not_a_str_is_refused_naming_the_prefix(memcached: MemcachedServer, prefix: object) -> None:
+    with pytest.raises(TypeError, match="prefix"):
+        MemcacheTokenStore(servers=[memcached.address], prefix=prefix)  # type: ignore[arg-type]  # the point: not a str
+
+
+class FormatsAsCommand(str):
+    """A str that holds a valid prefix but formats as memcached command text."""
+
+    def __format__(self, spec: str) -> str:
+        return "x\r\nflush_all\r\n"
+
+    def __str__(self) -> str:
+        return "x\r\nflush_all\r\n"
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("extra", [{}, {"binary": False, "behaviors": {"tcp_nodelay": True}}, {"debug": 0}], ids=["pymemcache", "pylibmc", "python-memcached"])
+def test_keys_use_the_prefix_text_that_was_checked_whatever_its_str_subclass_does(own_memcached: MemcachedServer, extra: dict[str, Any]) -> None:
+    # The prefix was checked as "checked", then formatted into keys by its own __format__: pylibmc's
+    # ASCII protocol sent the command text, and memcached ran flush_all.
+    store = MemcacheTokenStore(servers=[own_memcached.address], prefix=FormatsAsCommand("checked"), **extra)
+    try:
+        token = _token(int(time.time()))
+        store.save_token(token)
+        assert store.fetch_by_token(token.token) == token
+    finally:
+        store.close()
+    assert own_memcached.keys() and all(re.fullmatch(r"checked:[tru]:[0-9a-f]{64}", key) for key in own_memcached.keys())
+    assert b"STAT cmd_flush 0\r\n" in own_memcached.command(b"stats\r\n", end=b"END\r\n")
+
+
+@pytest.mark.reliability
+def test_lookups_of_strings_no_record_can_hold_are_misses(store: MemcacheTokenStore) -> None:
+    """A lone surrogate cannot be in a record, but can be in a lookup (a framework decoding a
+    request with surrogateescape): it is a miss, as in the in-memory store, not a UnicodeEncodeError
+    (which is not a StoreError, and whose repr holds the whole string)."""
+    lone = "tok-\udcff-do-not-log"
+    misses: list[tuple[Callable[[], object], type[Exception]]] = [
+        (lambda: store.fetch_by_token(lone), AccessTokenNotFound),
+        (lambda: store.fetch_by_refresh_token(lone), AccessTokenNotFound),
+        (lambda: store.delete_refresh_token(lone), AccessTokenNotFound),
+        (lambda: store.fetch_existing_token_of_user(lone, lone, lone), AccessTokenNotFound),
+        (lambda: store.fetch_by_code(lone), AuthCodeNotFound),
+        (lambda: store.consume_code(lone), AuthCodeNotFound),
+    ]
+    for call, miss in misses:
+        with pytest.raises(miss) as caught:
+            call()
+        assert lone not in repr(caught.value)
+    store.delete_code(lone)  # deleting a code that is not there is not an error
 
 
 def test_ttls_follow_the_records(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
@@ -243,6 +301,7 @@ def test_round_trips_per_operation(memcached: MemcachedServer) -> None:
         store.close()
 
 
+@pytest.mark.reliability
 def test_a_value_that_does_not_decode_raises_codec_error(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
     raw = Client(_host_port(memcached.address), default_noreply=False)
     try:
@@ -259,13 +318,46 @@ def test_a_value_that_does_not_decode_raises_codec_error(memcached: MemcachedSer
         store.fetch_by_refresh_token("planted")
 
 
-def test_a_record_larger_than_memcached_takes_is_refused_before_writing(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
-    token = _token(int(time.time()), data={"blob": "x" * (2 * 1024 * 1024)})
-    with pytest.raises(RecordTooLargeError, match="bytes"):
-        store.save_token(token)
-    assert not [key for key in memcached.keys() if key.startswith(store._prefix + ":")]
+OVERSIZED: dict[str, Callable[[int], dict[str, Any]]] = {
+    "one long string": lambda size: {"data": {"blob": "x" * 2 * size}},
+    "many data keys": lambda size: {"data": {f"k{i}": i for i in range(size // 8)}},
+    "strings in nested lists": lambda size: {"data": {"deep": [[["v" * 40] * 20] * (size // 700)]}},
+    "many scopes": lambda size: {"scopes": [f"scope-{i}" for i in range(size // 5)]},
+}
+"""Records a record accepts (JSON-compatible, within the nesting limit) that encode to more than
+``size`` bytes: 200,000 scopes, 130,000 data keys or a 2 MB string against memcached's 1 MiB item."""
 
 
+@pytest.mark.reliability
+@pytest.mark.parametrize("shape", OVERSIZED)
+@pytest.mark.parametrize("extra", [{}, {"binary": True}, {"debug": 0}], ids=["pymemcache", "pylibmc", "python-memcached"])
+def test_a_record_larger_than_memcached_takes_is_refused_before_writing(memcached: MemcachedServer, extra: dict[str, Any], shape: str) -> None:
+    # The typeguard run checks every call of the validation that a million-byte record goes through,
+    # 100,000s of them: it refuses at the store's own max_value_size of 64 KiB instead.
+    limit = 64 * 1024 if TYPEGUARD_RUN else MAX_VALUE_SIZE
+    store = MemcacheTokenStore(servers=[memcached.address], prefix=f"big-{secrets.token_hex(6)}", max_value_size=limit, **extra)
+    try:
+        now = int(time.time())
+        earlier = _token(now)
+        store.save_token(earlier)
+        ours = sorted(key for key in memcached.keys() if key.startswith(store._prefix + ":"))
+        oversized = OVERSIZED[shape](limit)
+        # The same token, refresh token and user, now too large: refused, and the earlier version stays whole.
+        with pytest.raises(RecordTooLargeError, match="bytes"):
+            store.save_token(attrs.evolve(earlier, **oversized))
+        code = AuthorizationCode("client", f"c-{secrets.token_hex(8)}", now + 600, None, oversized.get("scopes", []), oversized.get("data"))
+        with pytest.raises(RecordTooLargeError, match="bytes"):
+            store.save_code(code)
+        assert sorted(key for key in memcached.keys() if key.startswith(store._prefix + ":")) == ours
+        assert store.fetch_by_token(earlier.token) == earlier
+        assert store.fetch_by_refresh_token(earlier.refresh_token or "") == earlier
+        with pytest.raises(AuthCodeNotFound):
+            store.fetch_by_code(code.code)
+    finally:
+        store.close()
+
+
+@pytest.mark.reliability
 @pytest.mark.parametrize(
     ("extra", "error", "message"),
     [

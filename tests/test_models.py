@@ -159,6 +159,8 @@ INVALID: list[tuple[str, Any, type[RecordError], str]] = [
     ("client", dict(redirect_uris=["https://a.example/c b"]), RecordValueError, "redirect_uris[0] must not contain"),
     ("client", dict(redirect_uris=["https://a.example/cb\r\nX: y"]), RecordValueError, "redirect_uris[0] must not contain"),
     ("token", dict(scopes={"read", "write"}), RecordTypeError, "scopes"),
+    ("token", dict(scopes=["read"] * 200_000 + ["two words"]), RecordValueError, "scopes[200000]"),
+    ("token", dict(data={"deep": [{"k": [[]]}] * 1_000 + [float("inf")]}), RecordValueError, "data['deep'][1000]"),
     ("token", dict(scopes={"read": 1}), RecordTypeError, "scopes"),
     ("client", dict(authorized_grants="password"), RecordTypeError, "authorized_grants"),
     ("client", dict(authorized_response_types=[""]), RecordValueError, "authorized_response_types[0]"),
@@ -175,6 +177,7 @@ def _build(kind: str, changes: dict[str, Any]) -> object:
     return Client(**fields)
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize(("kind", "changes", "error", "detail"), INVALID, ids=[f"{k}-{'-'.join(c)}" for k, c, _, _ in INVALID])
 def test_invalid_input_is_refused_naming_the_field(kind: str, changes: dict[str, Any], error: type[RecordError], detail: str) -> None:
     # Under typeguard an annotation check may fire first; it raises TypeError naming the argument.
@@ -186,6 +189,7 @@ def test_invalid_input_is_refused_naming_the_field(kind: str, changes: dict[str,
         assert detail in str(caught.value)
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("secret", [TOKEN, REFRESH, CODE, SECRET])
 def test_validation_messages_never_contain_secrets(secret: str) -> None:
     with pytest.raises(RecordError) as caught:
@@ -210,6 +214,7 @@ def test_records_differing_in_one_field_are_not_equal() -> None:
         assert attrs.evolve(token, **change) != token
 
 
+@pytest.mark.reliability
 @given(access_tokens(), authorization_codes())
 def test_reprs_never_show_a_secret(token: AccessToken, code: AuthorizationCode) -> None:
     placeholders = {"token": "X", "refresh_token": "X", "code": "X", "code_challenge": "A" * 43}

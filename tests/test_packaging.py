@@ -49,6 +49,7 @@ FORBIDDEN_MODULES = {"pickle", "cPickle", "_pickle", "marshal", "shelve", "dill"
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__"}
 
 
+@pytest.mark.reliability
 @pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: p.name)
 def test_package_never_unpickles_or_evaluates(path: Path) -> None:
     tree = ast.parse(path.read_text(), filename=str(path))
@@ -59,3 +60,6 @@ def test_package_never_unpickles_or_evaluates(path: Path) -> None:
             assert (node.module or "").split(".")[0] not in FORBIDDEN_MODULES, ast.dump(node)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id not in FORBIDDEN_CALLS, f"{path.name}:{node.lineno} calls {node.func.id}"
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            # importlib.import_module("pickle") imports it too
+            assert node.value.split(".")[0] not in FORBIDDEN_MODULES, f"{path.name}:{node.lineno} names {node.value!r}"

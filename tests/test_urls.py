@@ -54,6 +54,8 @@ def test_prefix_option_and_override_reach_the_keys() -> None:
         ("memcache://h?client=redis-py", "option client='redis-py' is not one of"),
         ("memcache://h?prefix=a&prefix=b", "option 'prefix' is given twice"),
         ("memcache://h?prefix=two%20words", "prefix must be"),
+        ("memcache://h?prefix=%0D%0Aflush_all%0D%0A", "prefix must be"),
+        ("memcache://h?prefix=a%00b", "prefix must be"),
         ("memcache://h?timeout", "not a valid URL"),
         ("memcache://h#frag", "no fragment"),
         ("memory://somewhere", "takes no host"),

@@ -90,7 +90,8 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
     Raises:
         ValueError: an invalid prefix, no servers, a server with a bad port, or keyword arguments
             of two libraries; a client configured to hide failures or to unpickle values.
-        TypeError: unknown keyword arguments, or an unsupported client object.
+        TypeError: a prefix that is not a str, unknown keyword arguments, or an unsupported
+            client object.
         ImportError: the selected library is not installed; the message names the extra to install.
     """
 
@@ -103,6 +104,8 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         max_value_size: int = MAX_VALUE_SIZE,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(prefix, str):
+            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
         if _PREFIX.fullmatch(prefix) is None:
             raise ValueError("prefix must be 1 to 100 characters of A-Z a-z 0-9 _ . : -")
         if mc is None:
@@ -110,7 +113,7 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         elif args or kwargs:
             raise TypeError("pass either mc= or the arguments to build a client, not both")
         self._connection: MemcacheConnection = connect(mc)
-        self._prefix = prefix
+        self._prefix = str.__str__(prefix)  # what was checked: a str subclass could format as anything
         self._clock = clock
         self._max_value_size = min(max_value_size, self._connection.max_value_size or max_value_size)
 
@@ -129,7 +132,9 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         self._connection.close()
 
     def _key(self, kind: _Kind, secret: str) -> str:
-        return f"{self._prefix}:{kind}:{hashlib.sha256(secret.encode('utf-8')).hexdigest()}"
+        # surrogatepass: a lookup string no record can hold (a lone surrogate) is a miss, not a
+        # UnicodeEncodeError; its bytes are not UTF-8, so they never match a stored record's.
+        return f"{self._prefix}:{kind}:{hashlib.sha256(secret.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
     def _user_key(self, client_id: str, grant_type: str, user_id: str | None) -> str:
         # Length-prefixed, so no two (client, grant, user) triples give the same string.

@@ -1,9 +1,10 @@
 """In-memory stores: the embedded default, for one process.
 
 Thread-safe: saves and revocations take a lock; reads are single dictionary lookups of immutable
-records, and :meth:`LocalTokenStore.consume_code` and ``delete_code`` a single ``dict.pop`` (both
-atomic in CPython, with or without the GIL), so exactly one caller gets a code. Expired records
-are purged as writes happen, so memory stays bounded by the live records.
+records (a record saved again is replaced in one assignment, so a read never finds it missing), and
+:meth:`LocalTokenStore.consume_code` and ``delete_code`` a single ``dict.pop``; both are atomic in
+CPython, with or without the GIL, so exactly one caller gets a code. Expired records are purged as
+writes happen, so memory stays bounded by the live records.
 """
 
 from __future__ import annotations
@@ -115,14 +116,20 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             expiries = self._expiries
             if expiries and expiries[0][0] <= now:
                 self._purge(now)
-            previous = self._tokens.pop(token, None)
-            if previous is not None:
-                self._forget_latest_of_user(previous)
+            previous = self._tokens.get(token)
             if expires_at is None or now < expires_at:
+                # Replaced by one assignment each, never removed first: readers take no lock, and
+                # a token (or user entry) saved again must not read as a miss in between.
                 self._tokens[token] = access_token
-                self._latest_of_user[(access_token.client_id, access_token.grant_type, access_token.user_id)] = token
+                user_key = (access_token.client_id, access_token.grant_type, access_token.user_id)
+                if previous is not None and _user_key(previous) != user_key:
+                    self._forget_latest_of_user(previous)
+                self._latest_of_user[user_key] = token
                 if expires_at is not None:
                     heapq.heappush(expiries, (expires_at, "token", token))
+            elif previous is not None:
+                del self._tokens[token]
+                self._forget_latest_of_user(previous)
             refresh_token = access_token.refresh_token
             if refresh_token is not None:
                 refresh_expires_at = access_token.refresh_expires_at
