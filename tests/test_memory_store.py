@@ -152,3 +152,17 @@ def test_a_token_string_saved_again_for_another_user_leaves_no_stale_user_entry(
     with pytest.raises(AccessTokenNotFound):
         store.fetch_existing_token_of_user("c", "password", "alice")
     assert len(store._latest_of_user) == 1
+
+
+def test_revoking_a_large_live_set_shrinks_the_expiry_schedule_with_it() -> None:
+    clock = ManualClock(start=1_000_000)
+    store = LocalTokenStore(clock=clock)
+    count = 20_000
+    for i in range(count):
+        store.save_token(AccessToken("c", "password", f"t-{i}", expires_at=1_086_400, refresh_token=f"r-{i}", refresh_expires_at=3_592_000))
+    assert len(store._expiries) >= 2 * count  # the peak: one entry per token and per refresh token
+    for i in range(count):
+        store.delete_refresh_token(f"r-{i}")
+    # Nothing has expired yet: only revocation can have shrunk the schedule, for weeks to come.
+    assert len(store) == 0
+    assert len(store._expiries) <= 2 * len(store) + 1024

@@ -196,6 +196,10 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             if self._tokens.get(access_token.token) == access_token:
                 del self._tokens[access_token.token]
             self._forget_latest_of_user(access_token)
+            # Revoked tokens leave their expiry entries behind, maybe for weeks (refresh tokens):
+            # the heap must shrink with the live set, not only be looked at when it doubles.
+            if len(self._expiries) > 2 * len(self) + _MIN_COMPACTION:
+                self._compact_if_stale()
 
     def save_code(self, authorization_code: AuthorizationCode) -> None:
         """Store ``authorization_code`` until its ``expires_at``. An expired code is not stored,
@@ -236,8 +240,8 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         Raises:
             AuthCodeNotFound: no such code, it was already consumed, or it expired.
         """
-        # No lock: dict.pop is atomic, so exactly one caller gets the code. Whatever else removes
-        # codes (purge, delete_code, compaction) copes with a code vanishing under it.
+        # No lock: dict.pop is atomic, so exactly one caller gets the code. What else reads or
+        # removes codes under the lock (purge, compaction) copes with a code vanishing under it.
         authorization_code = self._codes.pop(code, None)
         if authorization_code is None or self._clock() >= authorization_code.expires_at:
             raise AuthCodeNotFound("no live authorization code matches")
@@ -270,9 +274,12 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
 
     def _compact_if_stale(self) -> None:
         """Rebuild the expiry heap from the live records if more than half of it is entries of
-        replaced or deleted records; either way, look again when it has doubled. Lock held."""
+        replaced or deleted records; either way, look again when it has doubled. Lock held.
+
+        Entries of consumed or deleted codes are left to expire (minutes); revocations call this
+        as soon as the heap is more than twice the live set."""
         expiries: list[tuple[int, _Kind, str]] = self._expiries
-        if len(expiries) > 2 * len(self):
+        if len(expiries) > 2 * len(self) + _MIN_COMPACTION:
             expiries = []
             for token, access_token in self._tokens.items():
                 if access_token.expires_at is not None:
