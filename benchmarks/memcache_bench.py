@@ -4,6 +4,7 @@ pickled dicts), on one memcached. Contenders alternate operation by operation.""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import time
@@ -40,6 +41,11 @@ def _tokens(cls: Any, n: int, refresh: bool = True) -> list[Any]:
         )
         for _ in range(n)
     ]
+
+
+def _raw_key(kind: str, secret: str) -> str:
+    """A key as long as the store's (``bench:t:`` and a sha256 hex digest), so raw calls move the same bytes."""
+    return f"raw00:{kind}:{hashlib.sha256(secret.encode()).hexdigest()}"
 
 
 def _stored_bytes(server: MemcachedServer) -> int:
@@ -116,8 +122,8 @@ def _save(store: MemcacheTokenStore, raw: PooledClient, legacy: Any, n: int, ref
     raw_items = []
     for token in _tokens(AccessToken, n, refresh):
         payload = ACCESS_TOKEN_CODEC.encode(token)
-        refresh_item = {f"raw:r:{token.refresh_token}": payload} if refresh else None
-        raw_items.append(({f"raw:t:{token.token}": payload, f"raw:u:{token.user_id}": payload}, refresh_item))
+        refresh_item = {_raw_key("r", token.refresh_token or ""): payload} if refresh else None
+        raw_items.append(({_raw_key("t", token.token): payload, _raw_key("u", token.user_id or ""): payload}, refresh_item))
 
     def raw_save(i: int) -> None:
         access, refresh_item = raw_items[i]
@@ -133,18 +139,20 @@ def _save(store: MemcacheTokenStore, raw: PooledClient, legacy: Any, n: int, ref
 
 
 def _fetch(store: MemcacheTokenStore, raw: PooledClient, n: int) -> dict[str, Operation]:
-    fetched = _tokens(AccessToken, n)
-    for token in fetched:
+    # save_token writes one payload under the token and the refresh token: each first-read row
+    # reads its own tokens, so neither finds a payload the other just decoded and cached.
+    by_token, by_refresh, seen = _tokens(AccessToken, n), _tokens(AccessToken, n), _tokens(AccessToken, 100)
+    for token in by_token + by_refresh + seen:
         store.save_token(token)
-        raw.set(f"raw:{token.token}", ACCESS_TOKEN_CODEC.encode(token), noreply=False)
-    again = fetched[: max(1, n // 10)]
-    for token in again:  # decoded once already: a resource server reads the same token again
+    for token in by_token:
+        raw.set(_raw_key("t", token.token), ACCESS_TOKEN_CODEC.encode(token), noreply=False)
+    for token in seen:  # decoded once already: a resource server reads the same token again
         store.fetch_by_token(token.token)
     return {
-        "fetch_by_token, first read": lambda i: store.fetch_by_token(fetched[i].token),
-        "fetch_by_token, read again": lambda i: store.fetch_by_token(again[i % len(again)].token),
-        "fetch_by_refresh_token, first read": lambda i: store.fetch_by_refresh_token(fetched[i].refresh_token or ""),
-        "raw pymemcache get": lambda i: raw.get(f"raw:{fetched[i].token}"),
+        "fetch_by_token, first read": lambda i: store.fetch_by_token(by_token[i].token),
+        "fetch_by_token, read again": lambda i: store.fetch_by_token(seen[i % len(seen)].token),
+        "fetch_by_refresh_token, first read": lambda i: store.fetch_by_refresh_token(by_refresh[i].refresh_token or ""),
+        "raw pymemcache get": lambda i: raw.get(_raw_key("t", by_token[i].token)),
     }
 
 
@@ -152,7 +160,7 @@ def _consume(store: MemcacheTokenStore, raw: PooledClient, legacy: Any, n: int) 
     now = int(time.time())
     ours = [AuthorizationCode("client-id", secrets.token_hex(16), now + 600, "https://a.example/cb", ["read"]) for _ in range(n)]
     legacy_codes = [LegacyAuthorizationCode("client-id", secrets.token_hex(16), now + 600, "https://a.example/cb", ["read"]) for _ in range(n)]
-    raw_codes = [f"raw:c:{secrets.token_hex(16)}" for _ in range(n)]
+    raw_codes = [_raw_key("c", secrets.token_hex(16)) for _ in range(n)]
     for code, legacy_code, raw_code in zip(ours, legacy_codes, raw_codes):
         store.save_code(code)
         legacy.save_code(legacy_code)

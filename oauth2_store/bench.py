@@ -19,9 +19,19 @@ from oauth2_store.models import AccessToken, AuthorizationCode
 from oauth2_store.protocols import TokenStoreProtocol
 from oauth2_store.urls import open_store, redact_url
 
-__all__ = ["BenchResult", "run_bench"]
+__all__ = ["BenchResult", "Latency", "run_bench"]
 
 OPERATIONS = ("save_token", "fetch_by_token", "fetch_by_refresh_token", "save_code", "consume_code")
+
+
+class Latency(TypedDict):
+    """How many times an operation ran, and its latency percentiles in milliseconds."""
+
+    count: int
+    p50: float
+    p95: float
+    p99: float
+
 
 class BenchResult(TypedDict):
     """What ``--json`` writes: the URL (redacted), threads used, operations run, wall time in
@@ -33,7 +43,7 @@ class BenchResult(TypedDict):
     operations: int
     seconds: float
     throughput_ops_per_second: float
-    latency_ms: dict[str, dict[str, float]]
+    latency_ms: dict[str, Latency]
 
 
 def _workload(store: TokenStoreProtocol) -> Callable[[], dict[str, float]]:
@@ -131,13 +141,13 @@ def run_bench(url: str, ops: int, threads: int, out: TextIO, progress: TextIO | 
         "operations": total,
         "seconds": round(wall, 3),
         "throughput_ops_per_second": round(total / wall, 1),
-        "latency_ms": {name: {"count": len(values), **_percentiles(values)} for name, values in samples.items()},
+        "latency_ms": {name: _latency(values) for name, values in samples.items()},
     }
     rounded = f" (--ops {ops} rounded up to whole rounds of {len(OPERATIONS)})" if total != ops else ""
     out.write(f"{redact_url(url)}: {total} operations{rounded} in {wall:.2f} s with {threads} threads: {total / wall:,.0f} ops/s\n")
     out.write(f"{'operation':<24}{'count':>8}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}\n")
     for name, values in samples.items():
-        figures = _percentiles(values)
+        figures = _latency(values)
         out.write(f"{name:<24}{len(values):>8}{figures['p50']:>10.3f}{figures['p95']:>10.3f}{figures['p99']:>10.3f}\n")
     return result
 
@@ -147,12 +157,12 @@ def write_json(result: BenchResult, file: TextIO) -> None:
     file.write(json.dumps(result, indent=2) + "\n")
 
 
-def _percentiles(values: list[float]) -> dict[str, float]:
+def _latency(values: list[float]) -> Latency:
     if len(values) < 2:
         single = round(values[0] * 1000, 4) if values else 0.0
-        return {"p50": single, "p95": single, "p99": single}
+        return {"count": len(values), "p50": single, "p95": single, "p99": single}
     cuts = statistics.quantiles(values, n=100, method="inclusive")
-    return {"p50": round(cuts[49] * 1000, 4), "p95": round(cuts[94] * 1000, 4), "p99": round(cuts[98] * 1000, 4)}
+    return {"count": len(values), "p50": round(cuts[49] * 1000, 4), "p95": round(cuts[94] * 1000, 4), "p99": round(cuts[98] * 1000, 4)}
 
 
 def _draw(progress: TextIO, done: int, total: int) -> None:

@@ -7,6 +7,7 @@ import os
 import pickle
 import secrets
 import socket
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -99,19 +100,35 @@ def test_servers_alone_build_a_pymemcache_client(memcached: MemcachedServer, mem
         store.close()
 
 
-def test_the_built_hash_client_spreads_keys_evenly_over_its_servers(memcached_trio: list[MemcachedServer]) -> None:
+def test_the_built_hash_client_spreads_keys_evenly_and_places_them_the_same_in_every_process(memcached_trio: list[MemcachedServer]) -> None:
     """The store replaces pymemcache's pure-Python murmur3 with blake2b for rendezvous hashing:
-    the replacement must still give each server its share of the keys."""
+    each server must still get its share of the keys, and another process (with another string
+    hash seed) must put every key on the same server, or it would not find the tokens."""
     addresses = [server.address for server in memcached_trio]
     client = pymemcache_client(addresses)
     assert isinstance(client, HashClient)
-    keys = [f"oauth2:t:{secrets.token_hex(32)}" for _ in range(3000)]
-    shares = Counter(client.hasher.get_node(key) for key in keys)
+    keys = [f"oauth2:t:{hashlib.sha256(str(i).encode()).hexdigest()}" for i in range(3000)]
+    placement = [client.hasher.get_node(key) for key in keys]
+    shares = Counter(placement)
     assert set(shares) == set(addresses)
     assert all(900 <= share <= 1100 for share in shares.values()), shares  # 1,000 each, within 10%
-    again = pymemcache_client(addresses)
-    assert isinstance(again, HashClient)
-    assert [again.hasher.get_node(key) for key in keys] == [client.hasher.get_node(key) for key in keys]  # the same in every process
+    other_process = subprocess.run(
+        [sys.executable, "-c", PLACEMENT_SCRIPT, *addresses],
+        input="\n".join(keys),
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    )
+    assert other_process.stdout.split() == placement
+
+
+PLACEMENT_SCRIPT = """
+import sys
+from oauth2_store.store.memcache import pymemcache_client
+client = pymemcache_client(sys.argv[1:])
+print("\\n".join(client.hasher.get_node(key) for key in sys.stdin.read().split()))
+"""
 
 
 @pytest.mark.parametrize(
