@@ -149,7 +149,9 @@ def _parse_json(text: str) -> object:
     must be exactly one JSON value, without surrounding whitespace (the codec writes none).
 
     Raises:
-        ValueError: ``text`` is not one JSON value, or holds NaN or an infinity.
+        ValueError: ``text`` is not one JSON value, or holds a ``NaN`` or ``Infinity`` literal
+            (a number too large for a float, such as ``1e999``, parses to infinity: the records
+            refuse it).
     """
     try:
         value, end = _SCAN_JSON(text, 0)
