@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 TYPEGUARD_RUN = bool(os.environ.get("OAUTH2_STORE_TYPEGUARD"))
 """True in `make pytest-typeguard`, where oauth2_store's annotations are checked at run time."""
@@ -26,3 +27,7 @@ class Scale:
     def pick(self, bounded: int, full: int) -> int:
         """The size for this run: ``full`` with --reliability-full, else ``bounded``."""
         return full if self.full else bounded
+
+
+Figures = Callable[[str], None]
+"""Records a one-line summary of what a reliability scenario did and found (the `figures` fixture)."""
