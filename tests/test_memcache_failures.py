@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -22,6 +23,7 @@ from tests.memcache_backends import _host_port
 from tests.support import Figures
 from tests.memcache_faults import (
     GIVE_UP,
+    PYLIBMC_RETRY_TIMEOUT,
     TIMEOUT,
     StoreOn,
     assert_unavailable_fast,
@@ -120,6 +122,37 @@ def test_pylibmc_never_reads_a_failure_as_a_miss(binary: bool, fault: str) -> No
     finally:
         store.close()
         server.stop()
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["ascii", "binary"])
+@pytest.mark.parametrize("operation", ["save_token", "delete_code"])
+def test_pylibmc_writes_alone_reach_a_restarted_server_after_the_retry_timeout(binary: bool, operation: str) -> None:
+    """libmemcached (binary protocol) retries a failed server on reads only: a store that only
+    writes or deletes after an outage would raise StoreUnavailableError forever. The store makes
+    writes and deletes reach the server again after retry_timeout, like reads."""
+    server = MemcachedServer().start()
+    store = MemcacheTokenStore(
+        servers=[server.address], prefix="pylibmc", binary=binary, behaviors={"connect_timeout": 500, "_poll_timeout": 500, "retry_timeout": 1}
+    )
+    writes: dict[str, Callable[[], None]] = {"save_token": lambda: store.save_token(make_token()), "delete_code": lambda: store.delete_code("code")}
+    write = writes[operation]
+    try:
+        write()
+        server.kill()
+        with pytest.raises(StoreUnavailableError):
+            write()
+        server.start()
+        deadline = time.monotonic() + PYLIBMC_RETRY_TIMEOUT + 3
+        while True:
+            try:
+                write()
+                break
+            except StoreUnavailableError:
+                assert time.monotonic() < deadline, "writes never reached the restarted server"
+                time.sleep(0.05)  # polling through pylibmc's documented retry window, not a race
+    finally:
+        store.close()
+        server.kill()
 
 
 class LosingProxy:
