@@ -6,6 +6,7 @@ and proxied; shared helpers are in tests/memcache_faults.py."""
 
 from __future__ import annotations
 
+import secrets
 import socket
 import threading
 import time
@@ -74,6 +75,19 @@ def test_a_frozen_server_times_out_and_works_again_when_thawed(store_on: StoreOn
         figures(f"{store.library}, server frozen (SIGSTOP): {_slowest(elapsed)}; after SIGCONT the token reads back")
     finally:
         server.stop()
+
+
+def test_a_user_entry_that_outlived_its_access_key_is_a_miss(store_on: StoreOn, memcached: MemcachedServer) -> None:
+    """A server restarted empty, or evicting, can lose a token's access key while its user entry
+    (on another server, or not evicted) survives: fetch_existing_token_of_user must not hand out a
+    token that fetch_by_token no longer finds."""
+    store = store_on([memcached])
+    token = make_token(user_id=f"user-{secrets.token_hex(4)}")
+    store.save_token(token)
+    assert memcached.command(f"delete {store._key('t', token.token)}\r\n".encode()) == b"DELETED\r\n"
+    assert store.fetch_by_refresh_token(token.refresh_token or "") == token
+    with pytest.raises(AccessTokenNotFound):
+        store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id)
 
 
 def _slowest(elapsed: dict[str, float]) -> str:
