@@ -24,9 +24,12 @@ class Scale:
     def __init__(self, full: bool) -> None:
         self.full = full
 
-    def pick(self, bounded: int, full: int) -> int:
-        """The size for this run: ``full`` with --reliability-full, else ``bounded``."""
-        return full if self.full else bounded
+    def pick(self, bounded: int, full: int, typeguard: int | None = None) -> int:
+        """The size for this run: ``full`` with --reliability-full, else ``bounded``, or ``typeguard``
+        when given in the typeguard run (where checking every call makes hot loops 5-20x slower)."""
+        if self.full:
+            return full
+        return typeguard if typeguard is not None and TYPEGUARD_RUN else bounded
 
 
 Figures = Callable[[str], None]
