@@ -408,6 +408,8 @@ class _PylibmcConnection:
     only: writes and deletes raise "SERVER HAS FAILED AND IS DISABLED UNTIL TIMED RETRY" for as long
     as no read comes. So after a failure the next write or delete first reads its keys (the result
     is not used), which lets libmemcached retry; once a call succeeds, writes are single calls again.
+    It also disables a server that answers a write with an error (out of memory): the adapter
+    reconnects then, so the store can delete what the failed save wrote.
     """
 
     library = "pylibmc"
@@ -447,6 +449,10 @@ class _PylibmcConnection:
             self._revive(list(values))
             failed = self._client.set_multi(values, time=expire)
             self._failing = False
+            if failed:
+                # The server answered (out of memory, say), yet libmemcached disables it for
+                # retry_timeout, so the store could not delete what this save wrote: reconnect.
+                self._client.disconnect_all()
         if failed:
             raise StoreUnavailableError(f"memcached at {self.servers} did not store {len(failed)} of {len(values)} values", self.servers)
 
