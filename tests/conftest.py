@@ -14,7 +14,7 @@ import typeguard
 from hypothesis import HealthCheck, settings
 
 from tests.memcached_server import MemcachedServer
-from tests.support import Scale
+from tests.support import Figures, Scale
 
 pytest_plugins = ["pytester"]
 
@@ -44,6 +44,38 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def scale(request: pytest.FixtureRequest) -> Scale:
     """The size of the reliability scenarios for this run."""
     return Scale(bool(request.config.getoption("--reliability-full")))
+
+
+FIGURES = "figures"
+"""The user_properties name under which reliability scenarios record their one-line summaries."""
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Figures:
+    """Records a one-line summary of what the scenario did and found: printed (visible with -s),
+    kept in the test's user_properties (junit XML), and listed at the end of the run."""
+
+    def record(line: str) -> None:
+        print(line)
+        request.node.user_properties.append((FIGURES, line))
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """List the figures every reliability scenario recorded, after the test results."""
+    lines = [
+        f"{report.nodeid}: {value}"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if isinstance(report, pytest.TestReport) and report.when == "call"
+        for name, value in report.user_properties
+        if name == FIGURES
+    ]
+    if lines:
+        terminalreporter.section("reliability figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

@@ -34,10 +34,11 @@ def memcached_binary() -> str:
 class MemcachedServer:
     """One memcached process on 127.0.0.1, which a test can kill, restart, freeze and thaw."""
 
-    def __init__(self, port: int | None = None, memory_mb: int = 64, max_item_size: int | None = None) -> None:
+    def __init__(self, port: int | None = None, memory_mb: int = 64, max_item_size: int | None = None, evict: bool = True) -> None:
         self.port = port or free_port()
         self.memory_mb = memory_mb
         self.max_item_size = max_item_size
+        self.evict = evict
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -49,6 +50,8 @@ class MemcachedServer:
         if self.max_item_size:
             # slab_chunk_max must not exceed the item size limit.
             command += ["-I", str(self.max_item_size), "-o", f"slab_chunk_max={self.max_item_size}"]
+        if not self.evict:
+            command.append("-M")  # a full server refuses writes (out of memory) instead of evicting
         if os.geteuid() == 0:
             command += ["-u", "root"]
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -128,6 +131,11 @@ class MemcachedServer:
         assert reply.startswith(b"HD"), reply
         (flag,) = [part for part in reply.split() if part.startswith(b"t")]
         return int(flag[1:])
+
+    def stats(self) -> dict[str, str]:
+        """The server's general statistics (``stats``), by name."""
+        reply = self.command(b"stats\r\n", end=b"END\r\n").decode()
+        return {parts[1]: parts[2] for parts in (line.split(" ", 2) for line in reply.splitlines()) if parts[0] == "STAT"}
 
     def flush(self) -> None:
         assert self.command(b"flush_all\r\n") == b"OK\r\n"

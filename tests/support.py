@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 TYPEGUARD_RUN = bool(os.environ.get("OAUTH2_STORE_TYPEGUARD"))
 """True in `make pytest-typeguard`, where oauth2_store's annotations are checked at run time."""
@@ -24,9 +25,12 @@ class Scale:
         self.full = full
 
     def pick(self, bounded: int, full: int, typeguard: int | None = None) -> int:
-        """The size for this run: ``full`` with --reliability-full, else ``bounded``; ``typeguard``,
-        if given, instead of ``bounded`` in the typeguard run, where the instrumented package can
-        run tens of times slower (that run checks annotations, not load)."""
+        """The size for this run: ``full`` with --reliability-full, else ``bounded``, or ``typeguard``
+        when given in the typeguard run (where checking every call makes hot loops 5-20x slower)."""
         if self.full:
             return full
-        return typeguard if TYPEGUARD_RUN and typeguard is not None else bounded
+        return typeguard if typeguard is not None and TYPEGUARD_RUN else bounded
+
+
+Figures = Callable[[str], None]
+"""Records a one-line summary of what a reliability scenario did and found (the `figures` fixture)."""

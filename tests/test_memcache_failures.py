@@ -1,5 +1,8 @@
 """What a caller sees when memcached fails: StoreUnavailableError within the timeout, never a miss,
-and a store that works again once the server is back, without being rebuilt."""
+and a store that works again once the server is back, without being rebuilt.
+
+Reliability scenarios (issue 7), with test_reliability_faults.py: real servers killed, frozen,
+and proxied; shared helpers are in tests/memcache_faults.py."""
 
 from __future__ import annotations
 
@@ -7,211 +10,108 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
 from pymemcache.client.retrying import RetryingClient
 
-from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, StoreUnavailableError
 from oauth2_store.store.memcache import MemcacheTokenStore, pymemcache_client
 from oauth2_store.store.memcache_clients import _server_name
 from tests.memcache_backends import _host_port
+from tests.support import Figures
+from tests.memcache_faults import (
+    GIVE_UP,
+    PYLIBMC_RETRY_TIMEOUT,
+    TIMEOUT,
+    StoreOn,
+    assert_unavailable_fast,
+    back_in_service,
+    every_operation,
+    make_code,
+    make_token,
+    store_on,  # noqa: F401  (a fixture)
+)
 from tests.memcached_server import MemcachedServer
 
-TIMEOUT = 0.5
-"""The client timeout these tests configure; a failing call must give up about as fast."""
-
-GIVE_UP = 5 * TIMEOUT
-"""How long a failing call may take at most: connect and read timeouts plus a reconnect try."""
-
-Builder = Callable[[list[str], str], MemcacheTokenStore]
-
-BUILDERS: dict[str, Builder] = {
-    "pymemcache": lambda servers, prefix: MemcacheTokenStore(servers=servers, prefix=prefix, connect_timeout=TIMEOUT, timeout=TIMEOUT),
-    "python-memcached": lambda servers, prefix: MemcacheTokenStore(servers=servers, prefix=prefix, socket_timeout=TIMEOUT, debug=0),
-    "pylibmc": lambda servers, prefix: MemcacheTokenStore(
-        servers=servers,
-        prefix=prefix,
-        binary=True,
-        behaviors={
-            "connect_timeout": int(TIMEOUT * 1000),
-            "receive_timeout": int(TIMEOUT * 1e6),
-            "send_timeout": int(TIMEOUT * 1e6),
-            "retry_timeout": PYLIBMC_RETRY_TIMEOUT,
-            "_poll_timeout": int(TIMEOUT * 1000),
-        },
-    ),
-}
-
-PYLIBMC_RETRY_TIMEOUT = 1
-"""pylibmc (libmemcached) keeps a failed server out for this many seconds (1 is its minimum)."""
+pytestmark = pytest.mark.reliability
 
 
-def _back_in_service(store: MemcacheTokenStore, probe: str = "probe") -> None:
-    """Wait until the store reaches its restarted server (the one token ``probe`` hashes to): at
-    once, except with pylibmc, which keeps a failed server out for its retry_timeout."""
-    deadline = time.monotonic() + (PYLIBMC_RETRY_TIMEOUT + 3 if store.library == "pylibmc" else 0)
-    while True:
-        try:
-            store.fetch_by_token(probe)
-        except AccessTokenNotFound:
-            return
-        except StoreUnavailableError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)  # polling for pylibmc's documented retry window, not a race
-
-
-@pytest.fixture(params=sorted(BUILDERS))
-def build(request: pytest.FixtureRequest) -> Builder:
-    builder: Builder = BUILDERS[request.param]
-    return builder
-
-
-@pytest.fixture
-def store_on(build: Builder) -> Iterator[Callable[[list[MemcachedServer]], MemcacheTokenStore]]:
-    stores: list[MemcacheTokenStore] = []
-
-    def make(servers: list[MemcachedServer]) -> MemcacheTokenStore:
-        stores.append(build([server.address for server in servers], f"fail-{secrets.token_hex(4)}"))
-        return stores[-1]
-
-    yield make
-    for store in stores:
-        try:
-            store.close()
-        except StoreUnavailableError:
-            pass
-
-
-def _token(user_id: str = "u") -> AccessToken:
-    return AccessToken(
-        "client",
-        "password",
-        f"tok-{secrets.token_hex(8)}",
-        expires_at=int(time.time()) + 600,
-        refresh_token=f"ref-{secrets.token_hex(8)}",
-        refresh_expires_at=int(time.time()) + 3600,
-        user_id=user_id,
-    )
-
-
-def _every_operation(store: MemcacheTokenStore, token: AccessToken) -> list[Callable[[], Any]]:
-    code = AuthorizationCode("client", f"code-{secrets.token_hex(8)}", int(time.time()) + 600, None, [])
-    refresh = token.refresh_token or ""
-    return [
-        lambda: store.save_token(_token()),
-        lambda: store.fetch_by_token(token.token),
-        lambda: store.fetch_by_refresh_token(refresh),
-        lambda: store.fetch_existing_token_of_user("client", "password", "u"),
-        lambda: store.delete_refresh_token(refresh),
-        lambda: store.save_code(code),
-        lambda: store.fetch_by_code(code.code),
-        lambda: store.consume_code(code.code),
-        lambda: store.delete_code(code.code),
-    ]
-
-
-def _assert_unavailable_fast(operation: Callable[[], Any], server: MemcachedServer, secret: str) -> None:
-    started = time.monotonic()
-    with pytest.raises(StoreUnavailableError) as caught:
-        operation()
-    assert time.monotonic() - started < GIVE_UP
-    assert caught.value.server is not None and str(server.port) in caught.value.server
-    assert secret not in str(caught.value)
-
-
-def test_a_dead_server_is_an_error_and_a_restarted_one_works_again(store_on: Callable[[list[MemcachedServer]], MemcacheTokenStore]) -> None:
+def test_a_dead_server_is_an_error_and_a_restarted_one_works_again(store_on: StoreOn, figures: Figures) -> None:
     server = MemcachedServer().start()
     try:
         store = store_on([server])
-        token = _token()
+        token = make_token()
         store.save_token(token)
         server.kill()
-        for operation in _every_operation(store, token):
-            _assert_unavailable_fast(operation, server, token.token)
+        operations = every_operation(store, token)
+        elapsed = {name: assert_unavailable_fast(operation, server, token.token) for name, operation in operations.items()}
+        figures(f"{store.library}, server killed: {_slowest(elapsed)}")
         server.start()  # same port, and empty: memcached keeps nothing across a restart
-        _back_in_service(store)
+        back_in_service(store)
         with pytest.raises(AccessTokenNotFound):
             store.fetch_by_token(token.token)
-        fresh = _token()
+        fresh = make_token()
         store.save_token(fresh)
         assert store.fetch_by_token(fresh.token) == fresh
     finally:
         server.stop()
 
 
-def test_a_frozen_server_times_out_and_works_again_when_thawed(store_on: Callable[[list[MemcachedServer]], MemcacheTokenStore]) -> None:
+def test_a_frozen_server_times_out_and_works_again_when_thawed(store_on: StoreOn, figures: Figures) -> None:
     server = MemcachedServer().start()
     try:
         store = store_on([server])
-        token = _token()
+        token = make_token()
         store.save_token(token)
         server.freeze()
-        for operation in _every_operation(store, token):
-            _assert_unavailable_fast(operation, server, token.token)
+        operations = every_operation(store, token)
+        elapsed = {name: assert_unavailable_fast(operation, server, token.token) for name, operation in operations.items()}
         server.thaw()
-        _back_in_service(store)
+        back_in_service(store)
         assert store.fetch_by_token(token.token) == token
+        figures(f"{store.library}, server frozen (SIGSTOP): {_slowest(elapsed)}; after SIGCONT the token reads back")
     finally:
         server.stop()
 
 
-def test_one_of_three_servers_lost_fails_its_keys_and_only_those(store_on: Callable[[list[MemcachedServer]], MemcacheTokenStore]) -> None:
-    servers = [MemcachedServer().start() for _ in range(3)]
-    try:
-        store = store_on(servers)
-        tokens = [_token() for _ in range(30)]
-        for token in tokens:
-            store.save_token(token)
-        lost = servers[1]
-        on_lost = {token.token for token in tokens if any(key.endswith(_digest(token.token)) for key in lost.keys())}
-        assert 0 < len(on_lost) < len(tokens)
-        lost.kill()
-        for token in tokens:
-            if token.token in on_lost:
-                _assert_unavailable_fast(lambda: store.fetch_by_token(token.token), lost, token.token)
-            else:
-                assert store.fetch_by_token(token.token) == token
-        lost.start()
-        _back_in_service(store, probe=next(iter(on_lost)))
-        for token in tokens:
-            if token.token in on_lost:  # the server came back empty: a miss, never a stale record
-                with pytest.raises(AccessTokenNotFound):
-                    store.fetch_by_token(token.token)
-            else:
-                assert store.fetch_by_token(token.token) == token
-    finally:
-        for server in servers:
-            server.stop()
+def test_a_user_entry_that_outlived_its_access_key_is_a_miss(store_on: StoreOn, memcached: MemcachedServer) -> None:
+    """A server restarted empty, or evicting, can lose a token's access key while its user entry
+    (on another server, or not evicted) survives: fetch_existing_token_of_user must not hand out a
+    token that fetch_by_token no longer finds."""
+    store = store_on([memcached])
+    token = make_token(user_id=f"user-{secrets.token_hex(4)}")
+    store.save_token(token)
+    assert memcached.command(f"delete {store._key('t', token.token)}\r\n".encode()) == b"DELETED\r\n"
+    assert store.fetch_by_refresh_token(token.refresh_token or "") == token
+    with pytest.raises(AccessTokenNotFound):
+        store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id)
 
 
-def test_consume_code_on_a_dead_server_never_reads_as_already_used(store_on: Callable[[list[MemcachedServer]], MemcacheTokenStore]) -> None:
+def _slowest(elapsed: dict[str, float]) -> str:
+    """``elapsed`` (seconds per operation) as a figure: how many failed, and the slowest."""
+    name = max(elapsed, key=elapsed.__getitem__)
+    return f"{len(elapsed)} operations each raised StoreUnavailableError, slowest {name} {elapsed[name]:.2f} s (timeout {TIMEOUT} s, limit {GIVE_UP} s)"
+
+
+def test_consume_code_on_a_dead_server_never_reads_as_already_used(store_on: StoreOn) -> None:
     server = MemcachedServer().start()
     try:
         store = store_on([server])
-        code = AuthorizationCode("client", f"code-{secrets.token_hex(8)}", int(time.time()) + 600, None, [])
+        code = make_code()
         store.save_code(code)
         server.kill()
         for _ in range(3):  # python-memcached and HashClient hide failures on repeated calls: not here
             with pytest.raises(StoreUnavailableError):
                 store.consume_code(code.code)
         server.start()
-        _back_in_service(store)
+        back_in_service(store)
         with pytest.raises(AuthCodeNotFound):
             store.consume_code(code.code)
     finally:
         server.stop()
-
-
-def _digest(secret: str) -> str:
-    import hashlib
-
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @pytest.mark.parametrize("binary", [False, True], ids=["ascii", "binary"])
@@ -224,8 +124,8 @@ def test_pylibmc_never_reads_a_failure_as_a_miss(binary: bool, fault: str) -> No
         servers=[server.address], prefix="pylibmc", binary=binary, behaviors={"connect_timeout": 500, "_poll_timeout": 500, "retry_timeout": 1}
     )
     try:
-        token = _token()
-        code = AuthorizationCode("client", f"code-{secrets.token_hex(8)}", int(time.time()) + 600, None, [])
+        token = make_token()
+        code = make_code()
         store.save_token(token)
         store.save_code(code)
         server.kill() if fault == "kill" else server.freeze()
@@ -236,6 +136,37 @@ def test_pylibmc_never_reads_a_failure_as_a_miss(binary: bool, fault: str) -> No
     finally:
         store.close()
         server.stop()
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["ascii", "binary"])
+@pytest.mark.parametrize("operation", ["save_token", "delete_code"])
+def test_pylibmc_writes_alone_reach_a_restarted_server_after_the_retry_timeout(binary: bool, operation: str) -> None:
+    """libmemcached (binary protocol) retries a failed server on reads only: a store that only
+    writes or deletes after an outage would raise StoreUnavailableError forever. The store makes
+    writes and deletes reach the server again after retry_timeout, like reads."""
+    server = MemcachedServer().start()
+    store = MemcacheTokenStore(
+        servers=[server.address], prefix="pylibmc", binary=binary, behaviors={"connect_timeout": 500, "_poll_timeout": 500, "retry_timeout": 1}
+    )
+    writes: dict[str, Callable[[], None]] = {"save_token": lambda: store.save_token(make_token()), "delete_code": lambda: store.delete_code("code")}
+    write = writes[operation]
+    try:
+        write()
+        server.kill()
+        with pytest.raises(StoreUnavailableError):
+            write()
+        server.start()
+        deadline = time.monotonic() + PYLIBMC_RETRY_TIMEOUT + 3
+        while True:
+            try:
+                write()
+                break
+            except StoreUnavailableError:
+                assert time.monotonic() < deadline, "writes never reached the restarted server"
+                time.sleep(0.05)  # polling through pylibmc's documented retry window, not a race
+    finally:
+        store.close()
+        server.kill()
 
 
 class LosingProxy:
@@ -279,7 +210,7 @@ def test_a_lost_delete_reply_is_an_error_not_a_used_code_even_through_retrying_c
     proxy = LosingProxy(server)
     store = MemcacheTokenStore(mc=RetryingClient(Client(("127.0.0.1", proxy.port), timeout=1), attempts=3), prefix="lost")
     try:
-        code = AuthorizationCode("client", f"code-{secrets.token_hex(8)}", int(time.time()) + 600, None, [])
+        code = make_code()
         store.save_code(code)
         # Retrying the delete would answer NOT_FOUND and read as "already used": nobody would win.
         with pytest.raises(StoreUnavailableError):
@@ -300,7 +231,7 @@ def test_a_failed_save_leaves_no_part_of_the_token_on_the_other_servers() -> Non
         user = next(u for u in (f"user-{i}" for i in range(1000)) if _server_of(ring, store._user_key("client", "password", u)) == servers[1].port)
         token = next(
             t
-            for t in (_token(user_id=user) for _ in range(1000))
+            for t in (make_token(user_id=user) for _ in range(1000))
             if _server_of(ring, store._key("t", t.token)) != servers[1].port and _server_of(ring, store._key("r", t.refresh_token or "")) != servers[1].port
         )
         servers[1].kill()

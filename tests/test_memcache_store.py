@@ -290,7 +290,7 @@ def test_round_trips_per_operation(memcached: MemcachedServer) -> None:
         assert two_expiries.refresh_token is not None
         assert _requests(lambda: store.fetch_by_token(two_expiries.token)) == 1
         assert _requests(lambda: store.fetch_by_refresh_token(two_expiries.refresh_token or "")) == 1
-        assert _requests(lambda: store.fetch_existing_token_of_user("client", "authorization_code", "user-1")) == 1
+        assert _requests(lambda: store.fetch_existing_token_of_user("client", "authorization_code", "user-1")) == 2  # the user entry, then the token's own key
         assert _requests(lambda: store.delete_refresh_token(two_expiries.refresh_token or "")) == 2
         code = AuthorizationCode("client", f"c-{secrets.token_hex(4)}", now + 600, None, [])
         assert _requests(lambda: store.save_code(code)) == 1

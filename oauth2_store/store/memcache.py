@@ -229,8 +229,12 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         return access_token
 
     def fetch_existing_token_of_user(self, client_id: str, grant_type: str, user_id: str | None) -> AccessToken:
-        """Return the live access token most recently saved for this client, grant and user (one
-        round trip).
+        """Return the live access token most recently saved for this client, grant and user (two
+        round trips: the user entry, then the token's own key).
+
+        Only a token :meth:`fetch_by_token` returns too is handed out: the user entry and the
+        token's key can be on different servers, and a restarted or full server loses its keys, so
+        a user entry that outlived its token's key reads as a miss, never as a token nobody can use.
 
         Revoking a token with :meth:`delete_refresh_token` clears this entry even when a newer token
         of the same client, grant and user was saved since: this then raises AccessTokenNotFound
@@ -245,6 +249,8 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         if (access_token.client_id, access_token.grant_type, access_token.user_id) != (client_id, grant_type, user_id) or access_token.is_expired(
             self._clock()
         ):
+            raise AccessTokenNotFound("no live access token for this client, grant and user")
+        if self._get_token(self._key("t", access_token.token)) != access_token:
             raise AccessTokenNotFound("no live access token for this client, grant and user")
         return access_token
 

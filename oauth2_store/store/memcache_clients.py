@@ -14,7 +14,9 @@ for its library. Everything that differs between the libraries is handled here a
   routes keys to other servers, so its dead-host marks are checked after every call (and reset
   before it, so a server that is back is used at once instead of after ``dead_retry``); pylibmc
   answers the first read after a server died or timed out as a miss, so a miss is read twice (the
-  second read raises). Clients that retry or eject servers in ways that lose a result are refused or bypassed:
+  second read raises); with the binary protocol it retries a failed server on reads only, so after a
+  failure a write or delete first reads its keys. Clients that retry or eject servers in ways that
+  lose a result are refused or bypassed:
   ``ignore_exc``, pylibmc's ``auto_eject``, and ``RetryingClient`` for deletes (a retried delete
   of a code whose first reply was lost answers NOT_FOUND: the code would be used by nobody).
 - **Values.** Only bytes are written and read. A client that would unpickle what it reads (a
@@ -386,6 +388,7 @@ class _PylibmcClient(Protocol):
     behaviors: Mapping[str, object]
 
     def get(self, key: str) -> object: ...
+    def get_multi(self, keys: Sequence[str]) -> Mapping[str, object]: ...
     def set_multi(self, mapping: Mapping[str, bytes], time: int = 0) -> list[str]: ...
     def delete(self, key: str) -> bool: ...
     def delete_multi(self, keys: Sequence[str]) -> bool: ...
@@ -400,6 +403,13 @@ class _PylibmcConnection:
     ``get_multi``: ``{}``), with either protocol; later reads raise. So a miss is read twice: a
     genuine one costs two round trips, a failure raises. ``auto_eject`` is refused: it moves a
     failing server's keys to the others.
+
+    libmemcached (1.0, binary protocol) retries a failed server after ``retry_timeout`` on reads
+    only: writes and deletes raise "SERVER HAS FAILED AND IS DISABLED UNTIL TIMED RETRY" for as long
+    as no read comes. So after a failure the next write or delete first reads its keys (the result
+    is not used), which lets libmemcached retry; once a call succeeds, writes are single calls again.
+    It also disables a server that answers a write with an error (out of memory): the adapter
+    reconnects then, so the store can delete what the failed save wrote.
     """
 
     library = "pylibmc"
@@ -413,29 +423,51 @@ class _PylibmcConnection:
         self._too_big = (too_big,)
         self.servers = ",".join(client.addresses)
         self._lock = threading.Lock()
+        self._failing = False  # the last call failed (read and written with the lock held)
 
     def get(self, key: str) -> bytes | None:
         with self._lock, _translated(self.servers, self._errors):
+            self._failing = True
             value = self._client.get(key)
             if value is None:
                 # pylibmc answers the first read after the server died or stopped answering as a
                 # miss, and raises from then on: a miss is only believed when a second read says so.
                 value = self._client.get(key)
+            self._failing = False
             return _bytes_or_none(value)
+
+    def _revive(self, keys: Sequence[str]) -> None:
+        """Before a write or delete of ``keys`` (lock held): if the last call failed, read them, so
+        libmemcached retries their servers once ``retry_timeout`` has passed (writes do not)."""
+        if self._failing:
+            with contextlib.suppress(CodecError):  # a value not ours: the read was only to reconnect
+                self._client.get_multi(keys)
+        self._failing = True
 
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
         with self._lock, _translated(self.servers, self._errors, too_large=self._too_big):
+            self._revive(list(values))
             failed = self._client.set_multi(values, time=expire)
+            self._failing = False
+            if failed:
+                # The server answered (out of memory, say), yet libmemcached disables it for
+                # retry_timeout, so the store could not delete what this save wrote: reconnect.
+                self._client.disconnect_all()
         if failed:
             raise StoreUnavailableError(f"memcached at {self.servers} did not store {len(failed)} of {len(values)} values", self.servers)
 
     def delete(self, key: str) -> bool:
         with self._lock, _translated(self.servers, self._errors):
-            return self._client.delete(key)
+            self._revive([key])
+            deleted = self._client.delete(key)
+            self._failing = False
+            return deleted
 
     def delete_many(self, keys: Sequence[str]) -> None:
         with self._lock, _translated(self.servers, self._errors):
+            self._revive(keys)
             self._client.delete_multi(keys)
+            self._failing = False
 
     def close(self) -> None:
         with self._lock, _translated(self.servers, self._errors):
