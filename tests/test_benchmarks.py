@@ -25,7 +25,7 @@ def test_benchmark_command_writes_results_and_chart(tmp_path: Path) -> None:
     assert "Quick run" in results
     for heading in ("## Targets", "### Codec", "### In memory", "### Memcached", "### Scale"):
         assert heading in results
-    for contender in ("python-oauth2 1.1.1", "bare dict", "raw pymemcache get", "pickle.loads (protocol 0)", "json.dumps"):
+    for contender in ("python-oauth2 1.1.1", "bare dict", "bare dict + expiry check", "raw pymemcache get", "pickle.loads (protocol 0)", "json.dumps"):
         assert f"| {contender} |" in results
     targets = re.findall(r"^\| (.+?) \| ([\d.]+)x \| ([\d.]+)x \| (yes|\*\*no\*\*) \|$", results, re.MULTILINE)
     # 6 in memory (3 operations x 2 references), 2 saves, 3 fetches, 1 size.
