@@ -8,7 +8,6 @@ typeguard's import hook is installed.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -133,8 +132,3 @@ def assert_unavailable_fast(operation: Callable[[], Any], server: MemcachedServe
     assert caught.value.server is not None and str(server.port) in caught.value.server
     assert secret not in str(caught.value)
     return elapsed
-
-
-def digest(secret: str) -> str:
-    """The digest part of the keys a secret is stored under."""
-    return hashlib.sha256(secret.encode()).hexdigest()

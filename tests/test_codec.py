@@ -17,7 +17,7 @@ from oauth2_store import AccessToken, AuthorizationCode, Client
 from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC, CLIENT_CODEC, RecordCodec
 from oauth2_store.error import CodecError, RecordValueError
 from tests.strategies import access_tokens, authorization_codes, clients
-from tests.support import Scale
+from tests.support import Figures, Scale
 
 TYPICAL_TOKEN_FIELDS: dict[str, Any] = dict(
     client_id="client-id",
@@ -232,7 +232,7 @@ def _mutations() -> st.SearchStrategy[bytes]:
 
 
 @pytest.mark.reliability
-def test_decode_returns_a_valid_record_or_raises_codec_error(scale: Scale) -> None:
+def test_decode_returns_a_valid_record_or_raises_codec_error(scale: Scale, figures: Figures) -> None:
     """Random bytes and mutated valid payloads, each decoded by every codec (hypothesis; the
     seeded mutation loop in test_reliability_input.py adds volume)."""
     outcomes: Counter[str] = Counter()
@@ -251,8 +251,8 @@ def test_decode_returns_a_valid_record_or_raises_codec_error(scale: Scale) -> No
             outcomes["record"] += 1
 
     decode_with_every_codec()
-    print(
-        f"\ncodec fuzz (hypothesis): {sum(outcomes.values()):,} decodes of random and mutated payloads: "
+    figures(
+        f"codec fuzz (hypothesis): {sum(outcomes.values()):,} decodes of random and mutated payloads: "
         f"{outcomes['record']:,} valid records, {outcomes['CodecError']:,} CodecError, nothing else"
     )
 

@@ -143,7 +143,8 @@ def test_pylibmc_never_reads_a_failure_as_a_miss(binary: bool, fault: str) -> No
 def test_pylibmc_writes_alone_reach_a_restarted_server_after_the_retry_timeout(binary: bool, operation: str) -> None:
     """libmemcached (binary protocol) retries a failed server on reads only: a store that only
     writes or deletes after an outage would raise StoreUnavailableError forever. The store makes
-    writes and deletes reach the server again after retry_timeout, like reads."""
+    writes and deletes reach the server again after retry_timeout, like reads. The ASCII protocol
+    retries on writes by itself; it runs too, so neither protocol regresses."""
     server = MemcachedServer().start()
     store = MemcacheTokenStore(
         servers=[server.address], prefix="pylibmc", binary=binary, behaviors={"connect_timeout": 500, "_poll_timeout": 500, "retry_timeout": 1}

@@ -111,7 +111,7 @@ def test_the_built_hash_client_spreads_keys_evenly_and_places_them_the_same_in_e
     placement = [client.hasher.get_node(key) for key in keys]
     shares = Counter(placement)
     assert set(shares) == set(addresses)
-    assert all(900 <= share <= 1100 for share in shares.values()), shares  # 1,000 each, within 10%
+    assert all(850 <= share <= 1150 for share in shares.values()), shares  # 1,000 each; 150 is over 5 standard deviations
     other_process = subprocess.run(
         [sys.executable, "-c", PLACEMENT_SCRIPT, *addresses],
         input="\n".join(keys),

@@ -47,7 +47,7 @@ from oauth2_store.store.memcache import MemcacheTokenStore
 from oauth2_store.testing import AWKWARD_SECRETS
 from tests.memcache_backends import BACKENDS, Backend, _host_port
 from tests.memcached_server import MemcachedServer
-from tests.support import Scale
+from tests.support import Figures, Scale
 
 pytestmark = pytest.mark.reliability
 
@@ -219,7 +219,7 @@ def _legacy_payload(record: object) -> bytes:
     return json.dumps(fields).encode()
 
 
-def test_codecs_decode_a_valid_record_or_raise_codec_error_for_every_mutated_payload(scale: Scale) -> None:
+def test_codecs_decode_a_valid_record_or_raise_codec_error_for_every_mutated_payload(scale: Scale, figures: Figures) -> None:
     inputs = scale.pick(30_000, 1_000_000, typeguard=3_000)
     rng = random.Random(20261128)
     seeds = [codec.encode(record) for codec, record in _seed_records(rng)]
@@ -247,8 +247,8 @@ def test_codecs_decode_a_valid_record_or_raise_codec_error_for_every_mutated_pay
             outcomes["record"] += 1
     elapsed = time.perf_counter() - started
     total = sum(outcomes.values())
-    print(
-        f"\ncodec fuzz (seeded mutations): {inputs:,} mutated payloads x 3 codecs = {total:,} decodes in {elapsed:.1f} s: "
+    figures(
+        f"codec fuzz (seeded mutations): {inputs:,} mutated payloads x 3 codecs = {total:,} decodes in {elapsed:.1f} s: "
         f"{outcomes['record']:,} valid records, {outcomes['CodecError']:,} CodecError, {outcomes['unexpected']:,} unexpected exceptions"
     )
     assert not unexpected, unexpected
@@ -259,7 +259,7 @@ def test_codecs_decode_a_valid_record_or_raise_codec_error_for_every_mutated_pay
 
 # Keys.
 
-HOSTILE_STRINGS: tuple[str, ...] = AWKWARD_SECRETS + (
+HOSTILE_STRINGS: tuple[str, ...] = tuple(dict.fromkeys(AWKWARD_SECRETS + (
     " ",
     "\r\n",
     "\x00",
@@ -271,8 +271,8 @@ HOSTILE_STRINGS: tuple[str, ...] = AWKWARD_SECRETS + (
     "é" * 200,  # 400 bytes of UTF-8
     "\u2028\u2029\ufeff\U0001f511",
     "oauth2:t:" + "0" * 64,  # looks like a key itself
-)
-"""Strings valid as tokens, codes and ids that break a naive key scheme."""
+)))
+"""Distinct strings valid as tokens, codes and ids that break a naive key scheme."""
 
 LONE_SURROGATES = ("\ud800", "tok\udcff", "\r\nflush_all\r\n\udfff")
 """Lookup strings no record can hold."""
@@ -289,14 +289,8 @@ def clean_servers() -> Iterator[list[MemcachedServer]]:
         server.stop()
 
 
-def _stat(server: MemcachedServer, name: str) -> int:
-    reply = server.command(b"stats\r\n", end=b"END\r\n").decode()
-    (value,) = [line.split()[2] for line in reply.splitlines() if line.startswith(f"STAT {name} ")]
-    return int(value)
-
-
 @pytest.mark.parametrize("backend", BACKENDS, ids=[backend.name for backend in BACKENDS])
-def test_hostile_keys_never_reach_memcached_as_commands_nor_touch_other_records(backend: Backend, clean_servers: list[MemcachedServer]) -> None:
+def test_hostile_keys_never_reach_memcached_as_commands_nor_touch_other_records(backend: Backend, clean_servers: list[MemcachedServer], figures: Figures) -> None:
     servers = clean_servers[: backend.servers]
     addresses = [server.address for server in servers]
     now = int(time.time())
@@ -305,7 +299,7 @@ def test_hostile_keys_never_reach_memcached_as_commands_nor_touch_other_records(
     canary_code = AuthorizationCode("canary", f"canary-c-{secrets.token_hex(8)}", now + 600, None, ["read"])
     raw = [RawClient(_host_port(address), default_noreply=False) for address in addresses]
     store = backend.make_store(addresses)
-    operations = 0
+    operations = keys_seen = 0
     try:
         canary_store.save_token(canary)
         canary_store.save_code(canary_code)
@@ -314,8 +308,15 @@ def test_hostile_keys_never_reach_memcached_as_commands_nor_touch_other_records(
         for hostile in HOSTILE_STRINGS:
             token = AccessToken(hostile, hostile, hostile, {hostile: hostile}, now + 3600, hostile + "r", ["read"], user_id=hostile)
             code = AuthorizationCode(hostile, hostile, now + 600, None, ["read"], {hostile: hostile}, user_id=hostile)
+            before = {key for server in servers for key in server.keys()}
             store.save_token(token)
             store.save_code(code)
+            # Read while the hostile record is stored: the loop deletes it again below.
+            written = {key for server in servers for key in server.keys()} - before
+            assert len(written) == 4, written  # token, refresh token, user and code: nothing else
+            keys_seen += len(written)
+            assert all(KEY.fullmatch(key) for key in written), written
+            assert not any(hostile in key for key in written if len(hostile) > 3)
             assert store.fetch_by_token(hostile) == token
             assert store.fetch_by_refresh_token(hostile + "r") == token
             assert store.fetch_existing_token_of_user(hostile, hostile, hostile) == token
@@ -349,10 +350,11 @@ def test_hostile_keys_never_reach_memcached_as_commands_nor_touch_other_records(
             client.close()
     keys = [key for server in servers for key in server.keys()]
     malformed = [key for key in keys if key != "canary" and KEY.fullmatch(key) is None]
-    flushes = sum(_stat(server, "cmd_flush") for server in servers)
-    print(
-        f"\nhostile keys ({backend.name}): {len(HOSTILE_STRINGS)} hostile strings + {len(LONE_SURROGATES)} lone surrogates, "
-        f"{operations} operations: canaries intact, {len(keys)} keys on the servers, {len(malformed)} malformed, {flushes} flush_all"
+    flushes = sum(int(server.stats()["cmd_flush"]) for server in servers)
+    figures(
+        f"hostile keys ({backend.name}): {len(HOSTILE_STRINGS)} hostile strings + {len(LONE_SURROGATES)} lone surrogates, "
+        f"{operations} operations: {keys_seen} keys written, all well-formed digests; canaries intact, {len(keys)} keys left, "
+        f"{len(malformed)} malformed, {flushes} flush_all"
     )
     assert not malformed, malformed[:5]
     assert not any(hostile in key for key in keys for hostile in HOSTILE_STRINGS if len(hostile) > 3 and hostile != "canary")
@@ -397,7 +399,7 @@ LIBRARIES: dict[str, dict[str, Any]] = {
 @pytest.mark.parametrize("library", sorted(LIBRARIES))
 def test_secrets_never_appear_in_keys_reprs_logs_or_exceptions(
     library: str, own_memcached: MemcachedServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
-) -> None:
+, figures: Figures) -> None:
     caplog.set_level(logging.DEBUG)
     for name in ("pymemcache", "memcache", "pylibmc", "oauth2_store"):
         logging.getLogger(name).setLevel(logging.DEBUG)
@@ -472,8 +474,8 @@ def test_secrets_never_appear_in_keys_reprs_logs_or_exceptions(
     logged = [caplog.text] + [f"{record.getMessage()} {record.args!r}" for record in caplog.records]
     texts = seen.texts + logged + [output.out, output.err] + keys
     found = {name: value for name, value in secret_values.items() if any(value in text or value[-24:] in text for text in texts)}
-    print(
-        f"\nsecrets ({library}): {len(seen.exceptions)} kinds of exception raised {sum(seen.exceptions.values())} times "
+    figures(
+        f"secrets ({library}): {len(seen.exceptions)} kinds of exception raised {sum(seen.exceptions.values())} times "
         f"({', '.join(f'{name} {count}' for name, count in sorted(seen.exceptions.items()))}), {len(caplog.records)} log records, "
         f"{len(keys)} keys: {len(found)} secrets found"
     )

@@ -39,7 +39,7 @@ from oauth2_store.protocols import TokenStoreProtocol
 from oauth2_store.store import LocalTokenStore
 from tests.memcache_backends import BACKENDS, Backend
 from tests.memcached_server import MemcachedServer
-from tests.support import Scale
+from tests.support import Figures, Scale
 
 pytestmark = pytest.mark.reliability
 
@@ -224,7 +224,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 def test_memcached_readers_see_a_whole_saved_record_or_a_miss_never_a_mixture(
     backend: Backend, memcached: MemcachedServer, memcached_trio: list[MemcachedServer], scale: Scale
-) -> None:
+, figures: Figures) -> None:
     addresses = [memcached.address] if backend.servers == 1 else [server.address for server in memcached_trio]
     clock = ManualClock()
     prefix = f"race-{secrets.token_hex(6)}"
@@ -240,8 +240,8 @@ def test_memcached_readers_see_a_whole_saved_record_or_a_miss_never_a_mixture(
         for store in (shared, *own):
             store.close()
     reads = sum(tally.reads.values())
-    print(
-        f"\nsave/delete vs fetch ({backend.name}): 2 writers x {operations:,} writes, 4 readers x {operations:,} reads in "
+    figures(
+        f"save/delete vs fetch ({backend.name}): 2 writers x {operations:,} writes, 4 readers x {operations:,} reads in "
         f"{elapsed:.1f} s: {tally.reads['hit']:,} whole records, {tally.reads['miss']:,} misses, {len(tally.wrong)} wrong"
     )
     assert not tally.wrong, tally.wrong[:5]
@@ -249,15 +249,15 @@ def test_memcached_readers_see_a_whole_saved_record_or_a_miss_never_a_mixture(
     assert tally.reads["hit"] and tally.reads["miss"], "the race never produced both outcomes: it tested nothing"
 
 
-def test_local_store_readers_see_a_whole_saved_record_or_a_miss_never_a_mixture(scale: Scale) -> None:
+def test_local_store_readers_see_a_whole_saved_record_or_a_miss_never_a_mixture(scale: Scale, figures: Figures) -> None:
     clock = ManualClock()
     store = LocalTokenStore(clock=clock)
     operations = scale.pick(20_000, 200_000, typeguard=2_000)
     started = time.perf_counter()
     tally = race_writers_and_readers([store] * 3, [store] * 5, int(clock()), operations)
     elapsed = time.perf_counter() - started
-    print(
-        f"\nsave/delete vs fetch (LocalTokenStore): 3 writers x {operations:,} writes, 5 readers x {operations:,} reads in "
+    figures(
+        f"save/delete vs fetch (LocalTokenStore): 3 writers x {operations:,} writes, 5 readers x {operations:,} reads in "
         f"{elapsed:.1f} s: {tally.reads['hit']:,} whole records, {tally.reads['miss']:,} misses, {len(tally.wrong)} wrong"
     )
     assert not tally.wrong, tally.wrong[:5]
@@ -265,7 +265,7 @@ def test_local_store_readers_see_a_whole_saved_record_or_a_miss_never_a_mixture(
     assert tally.reads["hit"] and tally.reads["miss"], "the race never produced both outcomes: it tested nothing"
 
 
-def test_local_store_consume_code_is_won_exactly_once_across_threads(scale: Scale) -> None:
+def test_local_store_consume_code_is_won_exactly_once_across_threads(scale: Scale, figures: Figures) -> None:
     threads, codes_count = 8, scale.pick(20_000, 200_000, typeguard=2_000)
     clock = ManualClock()
     store = LocalTokenStore(clock=clock)
@@ -305,8 +305,8 @@ def test_local_store_consume_code_is_won_exactly_once_across_threads(scale: Scal
     elapsed = time.perf_counter() - started
     singles = sum(1 for code in codes if wins[code.code] == 1)
     doubles = sum(1 for code in codes if wins[code.code] > 1)
-    print(
-        f"\nconsume_code race (LocalTokenStore): {codes_count:,} codes, {threads} threads in {elapsed:.1f} s: "
+    figures(
+        f"consume_code race (LocalTokenStore): {codes_count:,} codes, {threads} threads in {elapsed:.1f} s: "
         f"{singles:,} single wins, {doubles:,} double, {codes_count - singles - doubles:,} never won"
     )
     assert not wrong, wrong[:5]
