@@ -42,6 +42,8 @@ def text(value: object, field: str) -> str:
         RecordTypeError: ``value`` is not a str.
         RecordValueError: ``value`` is empty or not valid Unicode.
     """
+    if type(value) is str and value and value.isascii():  # the common case, checked first
+        return value
     if not isinstance(value, str):
         raise RecordTypeError(f"{field} must be a str, not {type(value).__name__}")
     if not value:

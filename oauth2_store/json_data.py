@@ -9,7 +9,7 @@ down and hashable, so a record that holds it is immutable and hashable by value.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import NoReturn, TypeAlias, Union
 
 from oauth2_store._fields import plain_str
@@ -53,9 +53,9 @@ class FrozenJSON(Mapping[str, JSONValue]):
     @classmethod
     def _trusted(cls, items: dict[str, JSONValue]) -> FrozenJSON:
         """Wrap an already frozen dict that nothing else references, skipping validation."""
-        frozen = cls.__new__(cls)
-        object.__setattr__(frozen, "_items", items)
-        object.__setattr__(frozen, "_hash", None)
+        frozen = object.__new__(cls)
+        _set_items(frozen, items)  # the slots' own setters: records are built on every read
+        _set_hash(frozen, None)
         return frozen
 
     def __getitem__(self, key: str) -> JSONValue:
@@ -97,6 +97,10 @@ class FrozenJSON(Mapping[str, JSONValue]):
         return self._items
 
 
+# The slots' member descriptors set them past FrozenJSON.__setattr__, which refuses every write.
+_set_items: Callable[[FrozenJSON, dict[str, JSONValue]], None] = vars(FrozenJSON)["_items"].__set__
+_set_hash: Callable[[FrozenJSON, int | None], None] = vars(FrozenJSON)["_hash"].__set__
+
 EMPTY = FrozenJSON()
 """The empty :class:`FrozenJSON`, shared by every record without data."""
 
@@ -112,6 +116,8 @@ def freeze_data(value: Mapping[str, object] | None, field: str = "data") -> Froz
         RecordValueError: NaN/infinite floats, integers beyond 64 bits, strings that are not valid
             Unicode, or nesting deeper than :data:`MAX_DEPTH`.
     """
+    if type(value) is dict:  # the common case, first: ABC isinstance checks cost more than freezing
+        return FrozenJSON._trusted(_freeze_items(value, field, 1)) if value else EMPTY
     if value is None:
         return EMPTY
     if isinstance(value, FrozenJSON):
