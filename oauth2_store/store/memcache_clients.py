@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol, cast
@@ -101,7 +102,8 @@ class MemcacheConnection(Protocol):
 class _translated:
     """Context manager turning socket and library errors into the package's errors.
 
-    A class, not a generator-based context manager: it runs around every memcached call.
+    A class, not a generator-based context manager: it runs around every memcached call. It keeps
+    no state between uses, so each adapter builds its own once and reuses it, across threads too.
     """
 
     __slots__ = ("_caught", "_servers", "_too_large")
@@ -183,29 +185,30 @@ class _PymemcacheConnection:
         self._client = cast(_PymemcacheOps, client)
         self._deleter = cast(_PymemcacheOps, inner)
         self.servers = _server_name(inner.server)
+        self._translated = _translated(self.servers)
         thread_safe = isinstance(inner, PooledClient)
         self._lock: contextlib.AbstractContextManager[object] = contextlib.nullcontext() if thread_safe else threading.Lock()
 
     def get(self, key: str) -> bytes | None:
-        with self._lock, _translated(self.servers):
+        with self._lock, self._translated:
             return _bytes_or_none(self._client.get(key))
 
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
-        with self._lock, _translated(self.servers):
+        with self._lock, self._translated:
             failed = self._client.set_many(values, expire=expire, noreply=False)
         if failed:
             raise StoreUnavailableError(f"memcached at {self.servers} did not store {len(failed)} of {len(values)} values", self.servers)
 
     def delete(self, key: str) -> bool:
-        with self._lock, _translated(self.servers):
+        with self._lock, self._translated:
             return self._deleter.delete(key, noreply=False)
 
     def delete_many(self, keys: Sequence[str]) -> None:
-        with self._lock, _translated(self.servers):
+        with self._lock, self._translated:
             self._deleter.delete_many(keys, noreply=False)
 
     def close(self) -> None:
-        with self._lock, _translated(self.servers):
+        with self._lock, self._translated:
             self._deleter.close()
 
 
@@ -229,6 +232,9 @@ class _HashConnection:
             _check_pymemcache_client(server_client)
         self._client = client
         self.servers = ",".join(client.clients)
+        self._translated = _translated(self.servers)
+        names = [_server_name(server_client.server) for server_client in client.clients.values()]
+        self._server_translated = {name: _translated(name) for name in names}  # by the names _route gives
         self._lock: contextlib.AbstractContextManager[object] = contextlib.nullcontext() if client.use_pooling else threading.Lock()
 
     def _route(self, keys: Sequence[str]) -> dict[str, tuple[_PymemcacheOps, list[str]]]:
@@ -247,13 +253,13 @@ class _HashConnection:
     def get(self, key: str) -> bytes | None:
         with self._lock:
             ((name, (server_client, _)),) = self._route([key]).items()
-            with _translated(name):
+            with self._server_translated[name]:
                 return _bytes_or_none(server_client.get(key))
 
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
         with self._lock:
             for name, (server_client, server_keys) in self._route(list(values)).items():
-                with _translated(name):
+                with self._server_translated[name]:
                     failed = server_client.set_many({key: values[key] for key in server_keys}, expire=expire, noreply=False)
                 if failed:
                     raise StoreUnavailableError(f"memcached at {name} did not store {len(failed)} values", name)
@@ -261,17 +267,17 @@ class _HashConnection:
     def delete(self, key: str) -> bool:
         with self._lock:
             ((name, (server_client, _)),) = self._route([key]).items()
-            with _translated(name):
+            with self._server_translated[name]:
                 return server_client.delete(key, noreply=False)
 
     def delete_many(self, keys: Sequence[str]) -> None:
         with self._lock:
             for name, (server_client, server_keys) in self._route(keys).items():
-                with _translated(name):
+                with self._server_translated[name]:
                     server_client.delete_many(server_keys, noreply=False)
 
     def close(self) -> None:
-        with self._lock, _translated(self.servers):
+        with self._lock, self._translated:
             self._client.close()
 
 
@@ -335,6 +341,7 @@ class _PythonMemcachedConnection:
         # server dead: the store refuses them first.
         self.max_value_size: int | None = client.server_max_value_length or None
         self.servers = ",".join(str(host).split(" ")[0].removeprefix("inet:") for host in client.servers)
+        self._translated = _translated(self.servers)
 
     @contextlib.contextmanager
     def _call(self) -> Iterator[_PythonMemcachedClient]:
@@ -343,7 +350,7 @@ class _PythonMemcachedConnection:
             client.unpickler = _RefusingUnpickler
         client.forget_dead_hosts()
         _RefusingUnpickler.refused.value = False
-        with _translated(self.servers):
+        with self._translated:
             yield client
         dead = [str(host) for host in client.servers if host.deaduntil]
         if dead:
@@ -419,14 +426,13 @@ class _PylibmcConnection:
         if client.behaviors.get("auto_eject"):
             raise ValueError("the pylibmc client has auto_eject: a failing server's keys would move to another server")
         self._client = client
-        self._errors = library_errors
-        self._too_big = (too_big,)
         self.servers = ",".join(client.addresses)
+        self._translated = _translated(self.servers, library_errors, too_large=(too_big,))
         self._lock = threading.Lock()
         self._failing = False  # the last call failed (read and written with the lock held)
 
     def get(self, key: str) -> bytes | None:
-        with self._lock, _translated(self.servers, self._errors):
+        with self._lock, self._translated:
             self._failing = True
             value = self._client.get(key)
             if value is None:
@@ -445,7 +451,7 @@ class _PylibmcConnection:
         self._failing = True
 
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
-        with self._lock, _translated(self.servers, self._errors, too_large=self._too_big):
+        with self._lock, self._translated:
             self._revive(list(values))
             failed = self._client.set_multi(values, time=expire)
             self._failing = False
@@ -457,20 +463,20 @@ class _PylibmcConnection:
             raise StoreUnavailableError(f"memcached at {self.servers} did not store {len(failed)} of {len(values)} values", self.servers)
 
     def delete(self, key: str) -> bool:
-        with self._lock, _translated(self.servers, self._errors):
+        with self._lock, self._translated:
             self._revive([key])
             deleted = self._client.delete(key)
             self._failing = False
             return deleted
 
     def delete_many(self, keys: Sequence[str]) -> None:
-        with self._lock, _translated(self.servers, self._errors):
+        with self._lock, self._translated:
             self._revive(keys)
             self._client.delete_multi(keys)
             self._failing = False
 
     def close(self) -> None:
-        with self._lock, _translated(self.servers, self._errors):
+        with self._lock, self._translated:
             self._client.disconnect_all()
 
 
@@ -495,8 +501,6 @@ def connect(client: object) -> MemcacheConnection:
     if module == "memcache":
         return _PythonMemcachedConnection(cast(_PythonMemcachedClient, client))
     if module.split(".")[0] == "pylibmc":
-        import importlib
-
         pylibmc = importlib.import_module("pylibmc")
         _check_pylibmc_deserialize(client, pylibmc.Client)
         return _PylibmcConnection(cast(_PylibmcClient, client), (pylibmc.Error,), pylibmc.TooBig)
@@ -522,8 +526,6 @@ def safe_pylibmc_client_class() -> type:
     Raises:
         ImportError: pylibmc is not installed (``pip install oauth2-store[pylibmc]``).
     """
-    import importlib
-
     pylibmc = importlib.import_module("pylibmc")
 
     def deserialize(self: object, value: bytes, flags: int) -> object:
