@@ -198,8 +198,7 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             self._forget_latest_of_user(access_token)
             # Revoked tokens leave their expiry entries behind, maybe for weeks (refresh tokens):
             # the heap must shrink with the live set, not only be looked at when it doubles.
-            if len(self._expiries) > 2 * len(self) + _MIN_COMPACTION:
-                self._compact_if_stale()
+            self._compact_if_stale()
 
     def save_code(self, authorization_code: AuthorizationCode) -> None:
         """Store ``authorization_code`` until its ``expires_at``. An expired code is not stored,
