@@ -47,14 +47,14 @@ class FrozenJSON(Mapping[str, JSONValue]):
 
     def __init__(self, mapping: Mapping[str, object] | None = None) -> None:
         items = _freeze_items(mapping, "data", 1) if mapping else {}
-        object.__setattr__(self, "_items", items)
-        object.__setattr__(self, "_hash", None)
+        _set_items(self, items)
+        _set_hash(self, None)
 
     @classmethod
     def _trusted(cls, items: dict[str, JSONValue]) -> FrozenJSON:
         """Wrap an already frozen dict that nothing else references, skipping validation."""
         frozen = object.__new__(cls)
-        _set_items(frozen, items)  # the slots' own setters: records are built on every read
+        _set_items(frozen, items)
         _set_hash(frozen, None)
         return frozen
 
@@ -79,7 +79,7 @@ class FrozenJSON(Mapping[str, JSONValue]):
 
     def __hash__(self) -> int:
         if self._hash is None:
-            object.__setattr__(self, "_hash", hash(frozenset(self._items.items())))
+            _set_hash(self, hash(frozenset(self._items.items())))
         assert self._hash is not None
         return self._hash
 
@@ -97,7 +97,8 @@ class FrozenJSON(Mapping[str, JSONValue]):
         return self._items
 
 
-# The slots' member descriptors set them past FrozenJSON.__setattr__, which refuses every write.
+# The slots' member descriptors set them past FrozenJSON.__setattr__, which refuses every write;
+# cheaper than object.__setattr__ by name, and records are built on every read.
 _set_items: Callable[[FrozenJSON, dict[str, JSONValue]], None] = vars(FrozenJSON)["_items"].__set__
 _set_hash: Callable[[FrozenJSON, int | None], None] = vars(FrozenJSON)["_hash"].__set__
 
