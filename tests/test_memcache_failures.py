@@ -167,7 +167,7 @@ def test_pylibmc_writes_alone_reach_a_restarted_server_after_the_retry_timeout(b
                 time.sleep(0.05)  # polling through pylibmc's documented retry window, not a race
     finally:
         store.close()
-        server.kill()
+        server.stop()
 
 
 class LosingProxy:

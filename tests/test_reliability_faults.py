@@ -41,9 +41,8 @@ StartServers = Callable[..., list[MemcachedServer]]
 
 @pytest.fixture
 def start_servers() -> Iterator[StartServers]:
-    """Starts ``count`` memcached servers for the test (keyword arguments as MemcachedServer's);
-    kills them after it (SIGKILL: a graceful stop costs a second per server, and nothing of them
-    is needed afterwards)."""
+    """Starts ``count`` memcached servers for the test (keyword arguments as MemcachedServer's),
+    and stops them after it."""
     started: list[MemcachedServer] = []
 
     def start(count: int, **options: Any) -> list[MemcachedServer]:
@@ -53,8 +52,7 @@ def start_servers() -> Iterator[StartServers]:
 
     yield start
     for server in started:
-        if server.process is not None and server.process.poll() is None:
-            server.kill()
+        server.stop()
 
 
 def wait_for(condition: Callable[[], bool], within: float, what: str) -> None:

@@ -398,8 +398,8 @@ LIBRARIES: dict[str, dict[str, Any]] = {
 
 @pytest.mark.parametrize("library", sorted(LIBRARIES))
 def test_secrets_never_appear_in_keys_reprs_logs_or_exceptions(
-    library: str, own_memcached: MemcachedServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
-, figures: Figures) -> None:
+    library: str, own_memcached: MemcachedServer, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str], figures: Figures
+) -> None:
     caplog.set_level(logging.DEBUG)
     for name in ("pymemcache", "memcache", "pylibmc", "oauth2_store"):
         logging.getLogger(name).setLevel(logging.DEBUG)

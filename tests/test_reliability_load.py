@@ -158,7 +158,7 @@ def test_many_tokens_saved_by_threads_all_read_back_exactly_and_client_memory_st
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         store.close()
-        server.kill()
+        server.stop()
     elapsed = time.monotonic() - started
     assert outcomes["saved"] == count
     assert outcomes["same"] == 3 * count and final["same"] == count, (outcomes, final)

@@ -223,8 +223,8 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 
 
 def test_memcached_readers_see_a_whole_saved_record_or_a_miss_never_a_mixture(
-    backend: Backend, memcached: MemcachedServer, memcached_trio: list[MemcachedServer], scale: Scale
-, figures: Figures) -> None:
+    backend: Backend, memcached: MemcachedServer, memcached_trio: list[MemcachedServer], scale: Scale, figures: Figures
+) -> None:
     addresses = [memcached.address] if backend.servers == 1 else [server.address for server in memcached_trio]
     clock = ManualClock()
     prefix = f"race-{secrets.token_hex(6)}"
