@@ -31,13 +31,13 @@ PYLIBMC_RETRY_TIMEOUT = 1
 
 Builder = Callable[[list[str], str], MemcacheTokenStore]
 
-BUILDERS: dict[str, Builder] = {
-    "pymemcache": lambda servers, prefix: MemcacheTokenStore(servers=servers, prefix=prefix, connect_timeout=TIMEOUT, timeout=TIMEOUT),
-    "python-memcached": lambda servers, prefix: MemcacheTokenStore(servers=servers, prefix=prefix, socket_timeout=TIMEOUT, debug=0),
-    "pylibmc": lambda servers, prefix: MemcacheTokenStore(
+
+def pylibmc_store(servers: list[str], prefix: str, binary: bool = True) -> MemcacheTokenStore:
+    """A pylibmc store with TIMEOUT and PYLIBMC_RETRY_TIMEOUT, over either protocol."""
+    return MemcacheTokenStore(
         servers=servers,
         prefix=prefix,
-        binary=True,
+        binary=binary,
         behaviors={
             "connect_timeout": int(TIMEOUT * 1000),
             "receive_timeout": int(TIMEOUT * 1e6),
@@ -45,7 +45,13 @@ BUILDERS: dict[str, Builder] = {
             "retry_timeout": PYLIBMC_RETRY_TIMEOUT,
             "_poll_timeout": int(TIMEOUT * 1000),
         },
-    ),
+    )
+
+
+BUILDERS: dict[str, Builder] = {
+    "pymemcache": lambda servers, prefix: MemcacheTokenStore(servers=servers, prefix=prefix, connect_timeout=TIMEOUT, timeout=TIMEOUT),
+    "python-memcached": lambda servers, prefix: MemcacheTokenStore(servers=servers, prefix=prefix, socket_timeout=TIMEOUT, debug=0),
+    "pylibmc": pylibmc_store,
 }
 """The store built by each client library, with TIMEOUT, over the given servers."""
 
@@ -71,13 +77,22 @@ def store_on(request: pytest.FixtureRequest) -> Iterator[StoreOn]:
             pass
 
 
-def back_in_service(store: MemcacheTokenStore, probe: str = "probe") -> None:
-    """Wait until the store reaches its restarted server (the one token ``probe`` hashes to): at
-    once, except with pylibmc, which keeps a failed server out for its retry_timeout."""
+def back_in_service(store: MemcacheTokenStore, probe: str = "probe", call: Callable[[], object] | None = None) -> None:
+    """Wait until the store reaches its restarted server: until ``call`` (default: a lookup of
+    token ``probe``, on the server it hashes to) stops raising StoreUnavailableError. At once,
+    except with pylibmc, which keeps a failed server out for its retry_timeout.
+
+    Raises:
+        StoreUnavailableError: still unreachable once pylibmc's retry window has long passed.
+    """
     deadline = time.monotonic() + (PYLIBMC_RETRY_TIMEOUT + 3 if store.library == "pylibmc" else 0)
     while True:
         try:
-            store.fetch_by_token(probe)
+            if call is None:
+                store.fetch_by_token(probe)
+            else:
+                call()
+            return
         except AccessTokenNotFound:
             return
         except StoreUnavailableError:

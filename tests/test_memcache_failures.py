@@ -9,7 +9,6 @@ from __future__ import annotations
 import secrets
 import socket
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -19,10 +18,8 @@ from pymemcache.client.retrying import RetryingClient
 
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, StoreUnavailableError
 from oauth2_store.store.memcache import MemcacheTokenStore, pymemcache_client
-from tests.support import Figures
 from tests.memcache_faults import (
     GIVE_UP,
-    PYLIBMC_RETRY_TIMEOUT,
     TIMEOUT,
     StoreOn,
     assert_unavailable_fast,
@@ -30,9 +27,11 @@ from tests.memcache_faults import (
     every_operation,
     make_code,
     make_token,
+    pylibmc_store,
     store_on,  # noqa: F401  (a fixture)
 )
 from tests.memcached_server import MemcachedServer
+from tests.support import Figures
 
 pytestmark = pytest.mark.reliability
 
@@ -118,9 +117,7 @@ def test_pylibmc_never_reads_a_failure_as_a_miss(binary: bool, fault: str) -> No
     """pylibmc answers the first read after a write and a server death or freeze as a miss
     (either protocol); the store reads a miss twice, and the second read raises."""
     server = MemcachedServer().start()
-    store = MemcacheTokenStore(
-        servers=[server.address], prefix="pylibmc", binary=binary, behaviors={"connect_timeout": 500, "_poll_timeout": 500, "retry_timeout": 1}
-    )
+    store = pylibmc_store([server.address], "pylibmc", binary=binary)
     try:
         token = make_token()
         code = make_code()
@@ -144,9 +141,7 @@ def test_pylibmc_writes_alone_reach_a_restarted_server_after_the_retry_timeout(b
     writes and deletes reach the server again after retry_timeout, like reads. The ASCII protocol
     retries on writes by itself; it runs too, so neither protocol regresses."""
     server = MemcachedServer().start()
-    store = MemcacheTokenStore(
-        servers=[server.address], prefix="pylibmc", binary=binary, behaviors={"connect_timeout": 500, "_poll_timeout": 500, "retry_timeout": 1}
-    )
+    store = pylibmc_store([server.address], "pylibmc", binary=binary)
     writes: dict[str, Callable[[], None]] = {"save_token": lambda: store.save_token(make_token()), "delete_code": lambda: store.delete_code("code")}
     write = writes[operation]
     try:
@@ -155,14 +150,7 @@ def test_pylibmc_writes_alone_reach_a_restarted_server_after_the_retry_timeout(b
         with pytest.raises(StoreUnavailableError):
             write()
         server.start()
-        deadline = time.monotonic() + PYLIBMC_RETRY_TIMEOUT + 3
-        while True:
-            try:
-                write()
-                break
-            except StoreUnavailableError:
-                assert time.monotonic() < deadline, "writes never reached the restarted server"
-                time.sleep(0.05)  # polling through pylibmc's documented retry window, not a race
+        back_in_service(store, call=write)  # raises if writes never reach the restarted server
     finally:
         store.close()
         server.stop()
