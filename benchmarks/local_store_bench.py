@@ -8,7 +8,9 @@ Record construction is outside the timed region: only the store operations are m
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable
 from typing import Any
 
 from harness import Batch, Part, Section, Sizes, Target, interleave
@@ -37,7 +39,7 @@ def _codes(cls: Any, n: int) -> list[Any]:
     return [cls("client", f"code-{i:027d}", now + 600, "https://a.example/cb", ["read"]) for i in range(n)]
 
 
-def save_token(store_factory: Any, token_cls: Any, ops: int) -> Batch:
+def save_token(store_factory: Any, token_cls: Any, code_cls: Any, ops: int) -> Batch:
     store, tokens = store_factory(), _tokens(token_cls, ops)
 
     def batch(n: int) -> None:
@@ -47,7 +49,7 @@ def save_token(store_factory: Any, token_cls: Any, ops: int) -> Batch:
     return batch
 
 
-def fetch_by_token(store_factory: Any, token_cls: Any, ops: int) -> Batch:
+def fetch_by_token(store_factory: Any, token_cls: Any, code_cls: Any, ops: int) -> Batch:
     store, tokens = store_factory(), _tokens(token_cls, ops)
     for token in tokens:
         store.save_token(token)
@@ -60,11 +62,12 @@ def fetch_by_token(store_factory: Any, token_cls: Any, ops: int) -> Batch:
     return batch
 
 
-def consume_code(store_factory: Any, code_cls: Any, ops: int, legacy: bool) -> Batch:
+def consume_code(store_factory: Any, token_cls: Any, code_cls: Any, ops: int) -> Batch:
     store, codes = store_factory(), _codes(code_cls, ops)
     for code in codes:
         store.save_code(code)
     keys = [code.code for code in codes]
+    legacy = not hasattr(store, "consume_code")  # python-oauth2: fetch_by_code, then delete_code
 
     def batch(n: int) -> None:
         if legacy:
@@ -123,52 +126,26 @@ class ExpiringDictStore(DictStore):
         raise KeyError(code)
 
 
+CONTENDERS: dict[str, tuple[Any, Any, Any]] = {
+    "LocalTokenStore": (LocalTokenStore, AccessToken, AuthorizationCode),
+    LEGACY: (LegacyTokenStore, LegacyAccessToken, LegacyAuthorizationCode),
+    DICT: (DictStore, AccessToken, AuthorizationCode),
+    EXPIRING_DICT: (ExpiringDictStore, AccessToken, AuthorizationCode),
+}
+"""Each contender's store class, and the token and code classes it stores."""
+
+
 def measure(sizes: Sizes) -> Part:
     """Time save_token, fetch_by_token and consume_code of every contender, interleaved."""
     ops, rounds = sizes.local_ops, sizes.rounds
+    operations: list[tuple[str, Callable[[Any, Any, Any, int], Batch]]] = [
+        ("save_token", save_token),
+        ("fetch_by_token", fetch_by_token),
+        ("consume_code (python-oauth2: fetch_by_code then delete_code, not atomic)", consume_code),
+    ]
     sections = [
-        Section(
-            "save_token",
-            interleave(
-                {
-                    "LocalTokenStore": lambda: save_token(LocalTokenStore, AccessToken, ops),
-                    LEGACY: lambda: save_token(LegacyTokenStore, LegacyAccessToken, ops),
-                    DICT: lambda: save_token(DictStore, AccessToken, ops),
-                    EXPIRING_DICT: lambda: save_token(ExpiringDictStore, AccessToken, ops),
-                },
-                ops,
-                rounds,
-            ),
-            LEGACY,
-        ),
-        Section(
-            "fetch_by_token",
-            interleave(
-                {
-                    "LocalTokenStore": lambda: fetch_by_token(LocalTokenStore, AccessToken, ops),
-                    LEGACY: lambda: fetch_by_token(LegacyTokenStore, LegacyAccessToken, ops),
-                    DICT: lambda: fetch_by_token(DictStore, AccessToken, ops),
-                    EXPIRING_DICT: lambda: fetch_by_token(ExpiringDictStore, AccessToken, ops),
-                },
-                ops,
-                rounds,
-            ),
-            LEGACY,
-        ),
-        Section(
-            "consume_code (python-oauth2: fetch_by_code then delete_code, not atomic)",
-            interleave(
-                {
-                    "LocalTokenStore": lambda: consume_code(LocalTokenStore, AuthorizationCode, ops, legacy=False),
-                    LEGACY: lambda: consume_code(LegacyTokenStore, LegacyAuthorizationCode, ops, legacy=True),
-                    DICT: lambda: consume_code(DictStore, AuthorizationCode, ops, legacy=False),
-                    EXPIRING_DICT: lambda: consume_code(ExpiringDictStore, AuthorizationCode, ops, legacy=False),
-                },
-                ops,
-                rounds,
-            ),
-            LEGACY,
-        ),
+        Section(title, interleave({name: functools.partial(bench, *classes, ops) for name, classes in CONTENDERS.items()}, ops, rounds), LEGACY)
+        for title, bench in operations
     ]
     targets = []
     for section in sections:
