@@ -147,3 +147,12 @@ def assert_unavailable_fast(operation: Callable[[], Any], server: MemcachedServe
     assert caught.value.server is not None and str(server.port) in caught.value.server
     assert secret not in str(caught.value)
     return elapsed
+
+
+def token_lookups(store: MemcacheTokenStore, token: AccessToken) -> dict[str, Callable[[], AccessToken]]:
+    """The three ways to find ``token``: by access token, by refresh token, as its user's latest."""
+    return {
+        "access": lambda: store.fetch_by_token(token.token),
+        "refresh": lambda: store.fetch_by_refresh_token(token.refresh_token or ""),
+        "user": lambda: store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id),
+    }

@@ -30,6 +30,7 @@ from tests.memcache_faults import (
     make_code,
     make_token,
     store_on,  # noqa: F401  (a fixture)
+    token_lookups,
 )
 from tests.memcached_server import MemcachedServer
 from tests.support import Figures, Scale
@@ -71,15 +72,6 @@ def token_keys(store: MemcacheTokenStore, token: AccessToken) -> dict[str, str]:
         "t": store._key("t", token.token),
         "r": store._key("r", token.refresh_token or ""),
         "u": store._user_key(token.client_id, token.grant_type, token.user_id),
-    }
-
-
-def token_lookups(store: MemcacheTokenStore, token: AccessToken) -> dict[str, Callable[[], AccessToken]]:
-    """The three ways to find ``token``: by access token, by refresh token, as its user's latest."""
-    return {
-        "access": lambda: store.fetch_by_token(token.token),
-        "refresh": lambda: store.fetch_by_refresh_token(token.refresh_token or ""),
-        "user": lambda: store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id),
     }
 
 

@@ -22,6 +22,7 @@ from oauth2_store.clock import ManualClock
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError
 from oauth2_store.store import LocalTokenStore
 from oauth2_store.store.memcache import MemcacheTokenStore
+from tests.memcache_faults import token_lookups
 from tests.memcached_server import MemcachedServer
 from tests.support import Figures, Scale
 
@@ -107,13 +108,8 @@ def read_all(store: MemcacheTokenStore, tokens: LoadTokens, numbers: Sequence[in
     outcomes: Counter[str] = Counter()
     for number in numbers:
         token = tokens.token(number)
-        lookups: list[Callable[[], AccessToken]] = [lambda: store.fetch_by_token(token.token)]
-        if every_lookup:
-            lookups += [
-                lambda: store.fetch_by_refresh_token(token.refresh_token or ""),
-                lambda: store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id),
-            ]
-        for lookup in lookups:
+        lookups = token_lookups(store, token)
+        for lookup in lookups.values() if every_lookup else [lookups["access"]]:
             try:
                 outcomes["same" if lookup() == token else "wrong"] += 1
             except AccessTokenNotFound:
