@@ -1,0 +1,19 @@
+# python-oauth2 1.1.1 ships no types: the grants of oauth2.grant that servers add to a Provider.
+from oauth2.web import AuthenticatingSiteAdapter, UserFacingSiteAdapter
+
+class GrantHandlerFactory: ...
+
+class AuthorizationCodeGrant(GrantHandlerFactory):
+    def __init__(self, unique_token: bool = False, expires_in: int = 0, *, site_adapter: UserFacingSiteAdapter, default_scope: str | None = None, scopes: list[str] | None = None) -> None: ...
+
+class ImplicitGrant(GrantHandlerFactory):
+    def __init__(self, *, site_adapter: UserFacingSiteAdapter, default_scope: str | None = None, scopes: list[str] | None = None) -> None: ...
+
+class ResourceOwnerGrant(GrantHandlerFactory):
+    def __init__(self, unique_token: bool = False, expires_in: int = 0, *, site_adapter: AuthenticatingSiteAdapter, default_scope: str | None = None, scopes: list[str] | None = None) -> None: ...
+
+class RefreshToken(GrantHandlerFactory):
+    def __init__(self, expires_in: int, reissue_refresh_tokens: bool = False, *, default_scope: str | None = None, scopes: list[str] | None = None) -> None: ...
+
+class ClientCredentialsGrant(GrantHandlerFactory):
+    def __init__(self, *, default_scope: str | None = None, scopes: list[str] | None = None) -> None: ...
