@@ -1,0 +1,191 @@
+"""The python-oauth2 seam: conversions, errors, and codes redeemed once, on memory and memcached."""
+
+from __future__ import annotations
+
+import datetime
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import oauth2.error
+import pytest
+from oauth2.datatype import AccessToken as PythonOAuth2AccessToken
+from oauth2.datatype import AuthorizationCode as PythonOAuth2AuthorizationCode
+
+from oauth2_store import AccessToken
+from oauth2_store.error import RecordTypeError, StoreUnavailableError
+from oauth2_store.integrations.python_oauth2 import ClientStore, RefreshTokenAlreadyUsed, TokenStore
+from oauth2_store.protocols import TokenStoreProtocol
+from oauth2_store.store.memcache import MemcacheTokenStore
+from oauth2_store.store.memory import LocalTokenStore
+from tests.memcached_server import MemcachedServer
+
+StoreFactory = Callable[[], TokenStoreProtocol]
+
+
+@pytest.fixture(params=["memory", "memcached"])
+def make_store(request: pytest.FixtureRequest) -> StoreFactory:
+    """Builds fresh token stores of one kind: in memory, or on the session's memcached."""
+    if request.param == "memory":
+        return LocalTokenStore
+    address = request.getfixturevalue("memcached").address
+    return lambda: MemcacheTokenStore(servers=[address], prefix=f"po2-{secrets.token_hex(6)}")
+
+
+@pytest.fixture
+def store(make_store: StoreFactory) -> TokenStore:
+    return TokenStore(make_store())
+
+
+def _token(**fields: object) -> PythonOAuth2AccessToken:
+    values: dict[str, object] = {
+        "client_id": "app",
+        "grant_type": "authorization_code",
+        "token": secrets.token_urlsafe(16),
+        "data": {"name": "alice"},
+        "expires_at": int(time.time()) + 600,
+        "scopes": ["read"],
+        "user_id": 1,
+    }
+    values.update(fields)
+    return PythonOAuth2AccessToken(**values)  # type: ignore[arg-type]  # the fields vary by test
+
+
+def _code(code: str) -> PythonOAuth2AuthorizationCode:
+    return PythonOAuth2AuthorizationCode("app", code, int(time.time()) + 600, "https://app.example/cb", ["read"], {"k": "v"}, user_id=7)
+
+
+def test_an_integer_user_id_is_stored_as_its_decimal_string(store: TokenStore) -> None:
+    saved = _token(refresh_token=secrets.token_urlsafe(16), refresh_expires_at=0)
+    assert store.save_token(saved) is True
+    found = store.fetch_existing_token_of_user("app", "authorization_code", 1)
+    assert (found.token, found.user_id, found.scopes, found.data) == (saved.token, "1", ["read"], {"name": "alice"})
+    assert store.fetch_existing_token_of_user("app", "authorization_code", "1").token == saved.token
+
+
+def test_refresh_expires_at_zero_means_never_and_comes_back_as_zero(store: TokenStore) -> None:
+    saved = _token(refresh_token=secrets.token_urlsafe(16), refresh_expires_at=0)
+    store.save_token(saved)
+    assert store.store.fetch_by_refresh_token(saved.refresh_token or "").refresh_expires_at is None
+    assert store.fetch_by_refresh_token(saved.refresh_token or "").refresh_expires_at == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"user_id": True}, "user_id must be a str, an int or None, not bool"),
+        ({"user_id": 1.5}, "user_id must be a str, an int or None, not float"),
+        ({"data": {"when": datetime.datetime(2026, 1, 1)}}, "data['when'] is a datetime"),
+    ],
+)
+def test_a_field_that_cannot_be_kept_is_a_record_type_error_naming_it(store: TokenStore, fields: dict[str, object], message: str) -> None:
+    token = _token(**fields)
+    with pytest.raises(RecordTypeError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        store.save_token(token)
+    with pytest.raises(oauth2.error.AccessTokenNotFound):
+        store.fetch_by_token(token.token)
+
+
+def test_only_python_oauth2_records_are_taken(store: TokenStore) -> None:
+    ours = AccessToken("app", "authorization_code", "t0ken")
+    with pytest.raises(RecordTypeError, match="expected python-oauth2's oauth2.datatype.AccessToken, not AccessToken"):
+        store.save_token(ours)  # type: ignore[arg-type]  # the mistake under test
+    with pytest.raises(RecordTypeError, match="oauth2.datatype.AuthorizationCode"):
+        store.save_code(ours)  # type: ignore[arg-type]  # the mistake under test
+
+
+def test_misses_are_python_oauth2_errors(store: TokenStore) -> None:
+    with pytest.raises(oauth2.error.AccessTokenNotFound):
+        store.fetch_by_token("missing")
+    with pytest.raises(oauth2.error.AccessTokenNotFound):
+        store.fetch_by_refresh_token("missing")
+    with pytest.raises(oauth2.error.AccessTokenNotFound):
+        store.fetch_existing_token_of_user("app", "password", "nobody")
+    with pytest.raises(oauth2.error.AuthCodeNotFound):
+        store.fetch_by_code("missing")
+    with pytest.raises(oauth2.error.ClientNotFoundError):
+        ClientStore().fetch_by_client_id("missing")
+
+
+def test_a_refresh_token_already_used_is_invalid_grant(store: TokenStore) -> None:
+    saved = _token(refresh_token=secrets.token_urlsafe(16), refresh_expires_at=int(time.time()) + 600)
+    store.save_token(saved)
+    store.delete_refresh_token(saved.refresh_token or "")
+    with pytest.raises(RefreshTokenAlreadyUsed) as raised:
+        store.delete_refresh_token(saved.refresh_token or "")
+    assert isinstance(raised.value, oauth2.error.AccessTokenNotFound)
+    assert isinstance(raised.value, oauth2.error.OAuthInvalidError)
+    assert raised.value.error == "invalid_grant"
+
+
+def test_fetch_by_code_redeems_the_code(store: TokenStore) -> None:
+    store.save_code(_code("c0de"))
+    found = store.fetch_by_code("c0de")
+    assert (found.code, found.user_id, found.data, found.scopes) == ("c0de", "7", {"k": "v"}, ["read"])
+    with pytest.raises(oauth2.error.AuthCodeNotFound):
+        store.fetch_by_code("c0de")
+    store.delete_code("c0de")  # what python-oauth2's grant does next: no error
+
+
+def test_of_threads_racing_for_one_code_exactly_one_gets_it(make_store: StoreFactory) -> None:
+    shared = make_store()
+    codes = [f"race-{index}" for index in range(50)]
+    racers = 4
+    won: list[str] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(racers, timeout=10)
+
+    def race() -> None:
+        store = TokenStore(shared)
+        barrier.wait()
+        for code in codes:
+            try:
+                won.append(store.fetch_by_code(code).code)
+            except oauth2.error.AuthCodeNotFound:
+                pass
+            except BaseException as error:  # reported below: a thread's error is otherwise lost
+                errors.append(error)
+
+    setter = TokenStore(shared)
+    for code in codes:
+        setter.save_code(_code(code))
+    threads = [threading.Thread(target=race) for _ in range(racers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert sorted(won) == sorted(codes)
+
+
+def test_clients_are_fresh_objects_and_secrets_compare_safely() -> None:
+    clients = ClientStore()
+    assert clients.add_client("app", "s3cret", ["https://app.example/cb", "https://app.example/other"]) is True
+    clients.add_client("public", "", ["https://public.example/cb"])
+    first, second = clients.fetch_by_client_id("app"), clients.fetch_by_client_id("app")
+    first.redirect_uri = "https://app.example/other"
+    assert (first.redirect_uri, second.redirect_uri) == ("https://app.example/other", "https://app.example/cb")
+    with pytest.raises(oauth2.error.RedirectUriUnknown):
+        first.redirect_uri = "https://evil.example/cb"
+    assert first.secret == "s3cret" and not (first.secret != "s3cret")
+    assert first.secret != "s3creT" and first.secret != "" and first.secret != None  # noqa: E711 - python-oauth2 compares with !=
+    assert "s3cret" not in repr(first.secret)
+    public = clients.fetch_by_client_id("public")
+    assert public.secret != "" and not (public.secret == "")
+
+
+@pytest.fixture
+def stopped_memcached(own_memcached: MemcachedServer) -> Iterator[TokenStore]:
+    store = TokenStore(MemcacheTokenStore(servers=[own_memcached.address], timeout=0.5, connect_timeout=0.5))
+    own_memcached.stop()
+    yield store
+
+
+def test_a_store_failure_is_never_a_miss(stopped_memcached: TokenStore) -> None:
+    with pytest.raises(StoreUnavailableError):
+        stopped_memcached.fetch_by_token("any")
+    with pytest.raises(StoreUnavailableError):
+        stopped_memcached.fetch_by_code("any")
+    with pytest.raises(StoreUnavailableError):
+        stopped_memcached.save_token(_token())
