@@ -42,3 +42,11 @@ def serve(tokens: TokenStoreProtocol) -> None:
 
 
 serve(DocumentedOnly())  # E: arg-type
+
+
+# The python-oauth2 seam takes python-oauth2's records, and wraps only our token stores.
+from oauth2_store.integrations.python_oauth2 import TokenStore as PythonOAuth2TokenStore  # noqa: E402
+
+PythonOAuth2TokenStore(store).save_token(token)  # E: arg-type
+PythonOAuth2TokenStore(LocalClientStore())  # E: arg-type
+PythonOAuth2TokenStore(store).fetch_by_code("x").code_challenge  # E: attr-defined
