@@ -42,6 +42,10 @@ def open_store(url: str, *, prefix: str | None = None) -> TokenStoreProtocol:
         ImportError: the selected client library is not installed.
     """
     shown = redact_url(url)
+    if url != url.strip():
+        raise ValueError(f"{shown!r}: a store URL has no leading or trailing white space")
+    if "://" not in url:
+        raise ValueError(f"{shown}: not a store URL; write {' or '.join(_EXAMPLES)}")
     try:
         parts = urlsplit(url)
         query = parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
@@ -55,15 +59,22 @@ def open_store(url: str, *, prefix: str | None = None) -> TokenStoreProtocol:
         if name in options:
             raise ValueError(f"{shown}: option {name!r} is given twice")
         options[name] = value
-    if prefix is not None:
-        options["prefix"] = prefix
     if parts.fragment:
         raise ValueError(f"{shown}: a store URL has no fragment")
     try:
+        if prefix is not None and "prefix" in options:
+            # The URL's own prefix must be valid even when replaced: a tool that vets a deployment
+            # (check, bench) refuses what the deployment itself would refuse.
+            _close(opener(parts, dict(options)))
+            options["prefix"] = prefix
+        elif prefix is not None:
+            options["prefix"] = prefix
         return opener(parts, options)
     except ValueError as error:
         raise ValueError(f"{shown}: {error}") from None
 
+
+_EXAMPLES = ("memory://", "memcache://host[:port]")
 
 _SHOWN_OPTIONS = frozenset({"prefix", "client", "timeout"})
 
@@ -101,9 +112,14 @@ def _open_memcache(parts: SplitResult, options: dict[str, str]) -> TokenStorePro
         raise ValueError("credentials are not supported in memcache URLs")
     if parts.path not in ("", "/"):
         raise ValueError("a memcache URL has no path")
-    servers = parts.netloc.split(",")
-    if not all(servers):
+    if not parts.netloc:
         raise ValueError("name at least one server: memcache://host[:port][,host[:port]...]")
+    servers = parts.netloc.split(",")
+    for index, server in enumerate(servers):
+        if not server:
+            raise ValueError(f"server {index + 1} of {len(servers)} is empty: separate servers with single commas, none at the end")
+        if server.endswith(":"):
+            raise ValueError(f"server {server!r} has an empty port: write {server}11211, or leave out the colon")
     prefix = options.pop("prefix", "oauth2")
     client = options.pop("client", "pymemcache")
     if client not in MEMCACHE_CLIENTS:
@@ -119,6 +135,11 @@ def _open_memcache(parts: SplitResult, options: dict[str, str]) -> TokenStorePro
     else:
         library_options = {"connect_timeout": timeout, "timeout": timeout}
     return MemcacheTokenStore(None, prefix, servers, **library_options)
+
+
+def _close(store: TokenStoreProtocol) -> None:
+    if isinstance(store, MemcacheTokenStore):
+        store.close()
 
 
 def _positive_seconds(value: str) -> float:

@@ -42,9 +42,14 @@ def test_prefix_option_and_override_reach_the_keys() -> None:
     ("url", "message"),
     [
         ("redis://127.0.0.1", "unknown scheme 'redis'"),
-        ("127.0.0.1:11211", "unknown scheme"),
+        ("127.0.0.1:11211", "not a store URL; write memory:// or memcache://host\\[:port\\]"),
+        ("bogus", "not a store URL"),
+        (" memory://", "no leading or trailing white space"),
+        ("memcache://h\n", "no leading or trailing white space"),
+        ("memcache://127.0.0.1:", "server '127.0.0.1:' has an empty port"),
+        ("memcache://a:1,", "server 2 of 2 is empty"),
         ("memcache://", "name at least one server"),
-        ("memcache://h1,,h2", "name at least one server"),
+        ("memcache://h1,,h2", "server 2 of 3 is empty"),
         ("memcache://h:99999", "server 'h:99999' has an invalid port"),
         ("memcache://h:port", "server 'h:port' has an invalid port"),
         ("memcache://h/path", "no path"),
@@ -71,6 +76,13 @@ def test_prefix_option_and_override_reach_the_keys() -> None:
 def test_bad_urls_are_refused_naming_the_part_that_is_wrong(url: str, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("?", r"\?")):
         open_store(url)
+
+
+@pytest.mark.parametrize("url", ["memcache://h?prefix=bad%20prefix", "memcache://h?prefix="])
+def test_a_replaced_prefix_is_still_checked(url: str) -> None:
+    """check and bench replace the prefix; they must still refuse the one the deployment uses."""
+    with pytest.raises(ValueError, match="prefix must be"):
+        open_store(url, prefix="fresh-prefix")
 
 
 @pytest.mark.parametrize(
