@@ -144,7 +144,7 @@ def run_bench(url: str, ops: int, threads: int, out: TextIO, progress: TextIO | 
         "latency_ms": {name: _latency(values) for name, values in samples.items()},
     }
     rounded = f" (--ops {ops} rounded up to whole rounds of {len(OPERATIONS)})" if total != ops else ""
-    out.write(f"{redact_url(url)}: {total} operations{rounded} in {wall:.2f} s with {threads} threads: {total / wall:,.0f} ops/s\n")
+    out.write(f"{redact_url(url)}: {total} operations{rounded} in {wall:.2f} s with {threads} thread{'' if threads == 1 else 's'}: {total / wall:,.0f} ops/s\n")
     out.write(f"{'operation':<24}{'count':>8}{'p50 ms':>10}{'p95 ms':>10}{'p99 ms':>10}\n")
     for name, values in samples.items():
         figures = _latency(values)

@@ -66,6 +66,16 @@ class _Checker:
         return code
 
     def reachable(self) -> str:
+        if isinstance(self.store, MemcacheTokenStore):
+            # Every server, each on its own: a lookup reaches only the server its key hashes to.
+            dead = []
+            for server in _servers(self.store):
+                try:
+                    _raw(server, b"version\r\n", b"\r\n")
+                except StoreUnavailableError:
+                    dead.append(f"{server[0]}:{server[1]}")
+            if dead:
+                raise StoreUnavailableError(f"{len(dead)} of {len(_servers(self.store))} servers did not answer: {', '.join(dead)}")
         _expect_miss(AccessTokenNotFound, lambda: self.store.fetch_by_token(secrets.token_urlsafe(24)))
         return f"answers ({_describe(self.store)})"
 

@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from oauth2_store import __version__
 from oauth2_store.bench import run_bench, write_json
 from oauth2_store.check import run_checks
 from oauth2_store.demo import DemoFailed, run_demo
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=URLS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"oauth2-store {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     demo = _subcommand(
         commands.add_parser,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import oauth2_store
 from oauth2_store import AccessToken, AuthorizationCode, check, cli
 from oauth2_store.bench import run_bench
 from oauth2_store.demo import DemoFailed, run_demo
@@ -115,6 +116,25 @@ def test_check_reports_a_store_that_breaks_the_contract(monkeypatch: pytest.Monk
     assert out.splitlines()[-1] == "9 checks: 6 passed, 2 failed, 1 skipped"
 
 
+def test_check_fails_when_any_server_of_the_list_is_dead(memcached: MemcachedServer, capsys: pytest.CaptureFixture[str]) -> None:
+    dead = f"127.0.0.1:{free_port()}"
+    assert cli.main(["check", f"memcache://{memcached.address},{dead}?timeout=0.5"]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL  reachable              store unavailable: 1 of 2 servers did not answer: {dead}" in out
+    assert memcached.address not in out.split("did not answer")[1]
+
+
+def test_bench_counts_one_thread_in_the_singular(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "memory://", "--ops", "5", "--threads", "1"]) == 0
+    assert " with 1 thread: " in capsys.readouterr().out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--version"])
+    assert exited.value.code == 0 and capsys.readouterr().out == f"oauth2-store {oauth2_store.__version__}\n"
+
+
 def test_check_against_a_dead_server_fails_fast_with_one_clear_line() -> None:
     started = time.monotonic()
     result = subprocess.run(
@@ -170,6 +190,10 @@ def test_bench_draws_progress_on_a_terminal() -> None:
         (["check", "redis://x"], "oauth2-store check: redis://x: unknown scheme 'redis'"),
         (["bench", "memcache://h?colour=1"], "oauth2-store bench: memcache://h?colour=***: unknown option 'colour'"),
         (["demo", "memcache://u:pw-secret@h"], "oauth2-store demo: memcache://***@h: credentials are not supported"),
+        (["check", "memcache://127.0.0.1:11211?prefix=bad%20prefix"], "oauth2-store check: memcache://127.0.0.1:11211?prefix=bad%20prefix: prefix must be"),
+        (["bench", "memcache://127.0.0.1:11211?prefix="], "oauth2-store bench: memcache://127.0.0.1:11211?prefix=: prefix must be"),
+        (["check", "bogus"], "oauth2-store check: bogus: not a store URL"),
+        (["check", "memcache://127.0.0.1:"], "oauth2-store check: memcache://127.0.0.1:: server '127.0.0.1:' has an empty port"),
     ],
 )
 def test_errors_are_one_line_without_traceback(arguments: list[str], message: str) -> None:
