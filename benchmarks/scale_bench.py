@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from harness import Sizes
 
-from oauth2_store.bench import OPERATIONS, run_bench
+from oauth2_store.cli.bench import OPERATIONS, run_bench
 
 THREADS = (1, 2, 4, 8)
 

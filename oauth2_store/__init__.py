@@ -3,8 +3,10 @@
 The records live here (``oauth2_store.AccessToken``, ``AuthorizationCode``, ``Client``), with
 :func:`open_store`, which opens a store from its URL. The errors are in :mod:`oauth2_store.error`,
 the versioned byte formats in :mod:`oauth2_store.codec`, the store contracts in
-:mod:`oauth2_store.protocols`, the stores in :mod:`oauth2_store.store`, and the conformance suite
-in :mod:`oauth2_store.testing`.
+:mod:`oauth2_store.protocols`, the stores in :mod:`oauth2_store.store`, the conformance suite
+in :mod:`oauth2_store.testing`, and the wiring into OAuth servers in
+:mod:`oauth2_store.integrations`. The ``oauth2-store`` command lives apart, in
+:mod:`oauth2_store.cli`.
 """
 
 from oauth2_store.json_data import FrozenJSON

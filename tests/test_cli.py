@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 import oauth2_store
-from oauth2_store import AccessToken, AuthorizationCode, check, cli
-from oauth2_store.bench import run_bench
-from oauth2_store.demo import DemoFailed, run_demo
+from oauth2_store import AccessToken, AuthorizationCode, cli
+from oauth2_store.cli import check
+from oauth2_store.cli.bench import run_bench
+from oauth2_store.cli.demo import DemoFailed, run_demo
 from oauth2_store.store import LocalTokenStore
 from tests.memcached_server import MemcachedServer, free_port
 

@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from oauth2_store import __version__
-from oauth2_store.bench import run_bench, write_json
-from oauth2_store.check import run_checks
-from oauth2_store.demo import DemoFailed, run_demo
+from oauth2_store.cli.bench import run_bench, write_json
+from oauth2_store.cli.check import run_checks
+from oauth2_store.cli.demo import DemoFailed, run_demo
 from oauth2_store.error import StoreError
 from oauth2_store.urls import open_store
 
