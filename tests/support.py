@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
+from pathlib import Path
 
 TYPEGUARD_RUN = bool(os.environ.get("OAUTH2_STORE_TYPEGUARD"))
 """True in `make pytest-typeguard`, where oauth2_store's annotations are checked at run time."""
@@ -34,3 +36,22 @@ class Scale:
 
 Figures = Callable[[str], None]
 """Records a one-line summary of what a reliability scenario did and found (the `figures` fixture)."""
+
+
+def marked_errors(path: Path) -> dict[int, set[str]]:
+    """The lines of ``path`` marked ``# E: code [code...]``: the mypy errors each must give."""
+    expected: dict[int, set[str]] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if "# E:" in line:
+            expected[number] = set(line.split("# E:")[1].split())
+    return expected
+
+
+def reported_errors(mypy_output: str, path: Path) -> dict[int, set[str]]:
+    """The error codes mypy reported for each line of ``path``."""
+    found: dict[int, set[str]] = {}
+    for line in mypy_output.splitlines():
+        match = re.match(rf".*{re.escape(path.name)}:(\d+): error: .*\[([a-z-]+)\]$", line)
+        if match:
+            found.setdefault(int(match[1]), set()).add(match[2])
+    return found

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from oauth2_store import Client
-from tests.support import TYPEGUARD_RUN
+from tests.support import TYPEGUARD_RUN, marked_errors, reported_errors
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -47,16 +46,8 @@ def test_mypy_rejects_each_marked_mistake_and_nothing_else() -> None:
     from mypy import api
 
     path = ROOT / "tests" / "typing" / "reject_stores.py"
-    expected: dict[int, set[str]] = {}
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if "# E:" in line:
-            expected[number] = set(line.split("# E:")[1].split())
+    expected = marked_errors(path)
     assert len(expected) >= 10
     stdout, stderr, status = api.run(["--config-file", str(ROOT / "mypy.ini"), "--no-incremental", str(path)])
-    found: dict[int, set[str]] = {}
-    for line in stdout.splitlines():
-        match = re.match(rf".*{re.escape(path.name)}:(\d+): error: .*\[([a-z-]+)\]$", line)
-        if match:
-            found.setdefault(int(match[1]), set()).add(match[2])
     assert status == 1, stdout + stderr
-    assert found == expected, stdout
+    assert reported_errors(stdout, path) == expected, stdout

@@ -1,0 +1,21 @@
+"""A user's mistakes: mypy --strict against the installed wheel must report each marked line, with
+exactly the error code after "E:" (tests/test_wheel_typing.py). Excluded from the main mypy run.
+"""
+
+from __future__ import annotations
+
+from oauth2_store import AccessToken, AuthorizationCode
+from oauth2_store.integrations.python_oauth2 import TokenStore
+from oauth2_store.store import LocalTokenStore
+from oauth2_store.store.memcache import pymemcache_client
+
+local = LocalTokenStore()
+token = AccessToken("app", "password", "t0ken")
+code = AuthorizationCode("app", "c0de", 600, None, ["read"])
+
+pymemcache_client(["127.0.0.1:11211"]).no_such_method()  # E: union-attr
+pymemcache_client(["127.0.0.1:11211"], timeout="soon")  # E: arg-type
+local.save_token(code)  # E: arg-type
+token.scopes = ("admin",)  # E: misc
+TokenStore(local).save_token(token)  # E: arg-type
+TokenStore(local).fetch_by_token("t").no_such_field  # E: attr-defined
