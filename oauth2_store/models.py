@@ -318,3 +318,19 @@ class Client:
         if not self.secret:
             return False
         return hmac.compare_digest(secret.encode("utf-8", "surrogatepass"), self.secret.encode("utf-8"))
+
+
+def require_record(value: object, expected: type, operation: str) -> None:
+    """Check that a store was handed one of our records, before anything deep inside it fails.
+
+    Stores call it where ``type(value) is expected`` is false (the common case costs one
+    comparison in the store itself).
+
+    Raises:
+        RecordTypeError: ``value`` is not an ``expected`` (for example python-oauth2's own
+            ``oauth2.datatype.AccessToken``: convert it with
+            :mod:`oauth2_store.integrations.python_oauth2`).
+    """
+    if not isinstance(value, expected):
+        kind = type(value)
+        raise RecordTypeError(f"{operation} takes an oauth2_store.{expected.__name__}, not {kind.__module__}.{kind.__qualname__}")

@@ -49,6 +49,8 @@ class AccessTokenStoreProtocol(Protocol):
         past ``refresh_expires_at``) is not stored. When this returns, the token is stored.
 
         Raises:
+            RecordTypeError: ``access_token`` is not an :class:`~oauth2_store.AccessToken` (a
+                foreign record, such as python-oauth2's); nothing is stored.
             StoreUnavailableError: the backend failed; the token may not be stored.
         """
         ...
@@ -103,6 +105,8 @@ class AuthCodeStoreProtocol(Protocol):
         """Store ``authorization_code`` until its ``expires_at`` (an expired code is not stored).
 
         Raises:
+            RecordTypeError: ``authorization_code`` is not an :class:`~oauth2_store.AuthorizationCode`;
+                nothing is stored.
             StoreUnavailableError: the backend failed; the code may not be stored.
         """
         ...

@@ -34,6 +34,7 @@ import abc
 import functools
 import secrets
 import threading
+import types
 from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -139,6 +140,17 @@ class AccessTokenStoreContract(_Contract):
         store.save_token(token)
         assert token.refresh_token is not None
         assert store.fetch_by_refresh_token(token.refresh_token) == token
+
+    def test_save_token_refuses_what_is_not_an_access_token(self) -> None:
+        """A foreign record that quacks like ours (python-oauth2's, say) is a TypeError (our
+        stores raise RecordTypeError), and nothing of it is stored."""
+        store = self.token_store()
+        token = self.fresh_token()
+        with pytest.raises(TypeError):
+            store.save_token(_look_alike(token))  # type: ignore[arg-type]  # the mistake under test
+        assert token.refresh_token is not None
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_refresh_token(token.refresh_token)
 
     def test_unknown_refresh_token_raises_access_token_not_found(self) -> None:
         store = self.token_store()
@@ -369,6 +381,15 @@ class AuthCodeStoreContract(_Contract):
         store.save_code(code)
         assert store.fetch_by_code(code.code) == code
 
+    def test_save_code_refuses_what_is_not_an_authorization_code(self) -> None:
+        """A foreign code that quacks like ours is a TypeError, and nothing of it is stored."""
+        store = self.code_store()
+        code = self.fresh_code()
+        with pytest.raises(TypeError):
+            store.save_code(_look_alike(code))  # type: ignore[arg-type]  # the mistake under test
+        with pytest.raises(AuthCodeNotFound):
+            store.fetch_by_code(code.code)
+
     def test_fetching_a_code_does_not_use_it_up(self) -> None:
         store = self.code_store()
         code = self.fresh_code()
@@ -557,3 +578,9 @@ def _run_threads(targets: Sequence[Callable[[], None]]) -> None:
         thread.start()
     for thread in threads:
         thread.join()
+
+
+def _look_alike(record: AccessToken | AuthorizationCode) -> object:
+    """An object with every field and method of ``record`` that is not one of our records."""
+    fields = attrs.asdict(record, recurse=False)
+    return types.SimpleNamespace(**fields, is_expired=record.is_expired, is_refresh_expired=getattr(record, "is_refresh_expired", None))

@@ -10,7 +10,7 @@ import pytest
 
 from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.clock import ManualClock
-from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, RecordTypeError
 from oauth2_store.testing import TokenStoreContract
 
 
@@ -26,6 +26,8 @@ class DictTokenStore:
         self.lock = threading.Lock()
 
     def save_token(self, access_token: AccessToken) -> None:
+        if not isinstance(access_token, AccessToken):
+            raise RecordTypeError(f"not an AccessToken: {type(access_token).__name__}")
         now = self.clock()
         self.tokens.pop(access_token.token, None)
         if not access_token.is_expired(now):
@@ -63,6 +65,8 @@ class DictTokenStore:
         self.tokens.pop(found.token, None)
 
     def save_code(self, authorization_code: AuthorizationCode) -> None:
+        if not isinstance(authorization_code, AuthorizationCode):
+            raise RecordTypeError(f"not an AuthorizationCode: {type(authorization_code).__name__}")
         self.codes.pop(authorization_code.code, None)
         if not authorization_code.is_expired(self.clock()):
             self.codes[authorization_code.code] = authorization_code
@@ -123,6 +127,11 @@ BROKEN_STORES = {
         "    if not authorization_code.is_expired(self.clock()):\n"
         "        self.codes[authorization_code.code] = authorization_code\n",
         ["test_saving_an_expired_version_removes_the_code"],
+    ),
+    "takes_foreign_records": (
+        "def save_code(self, authorization_code):\n"
+        "    self.codes[authorization_code.code] = authorization_code\n",
+        ["test_save_code_refuses_what_is_not_an_authorization_code"],
     ),
     "revocation_keeps_the_access_token": (
         "def delete_refresh_token(self, refresh_token):\n"

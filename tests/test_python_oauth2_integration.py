@@ -20,6 +20,7 @@ from oauth2_store.protocols import TokenStoreProtocol
 from oauth2_store.store.memcache import MemcacheTokenStore
 from oauth2_store.store.memory import LocalTokenStore
 from tests.memcached_server import MemcachedServer
+from tests.support import TYPEGUARD_RUN, raised_for
 
 StoreFactory = Callable[[], TokenStoreProtocol]
 
@@ -89,9 +90,9 @@ def test_a_field_that_cannot_be_kept_is_a_record_type_error_naming_it(store: Tok
 
 def test_only_python_oauth2_records_are_taken(store: TokenStore) -> None:
     ours = AccessToken("app", "authorization_code", "t0ken")
-    with pytest.raises(RecordTypeError, match="expected python-oauth2's oauth2.datatype.AccessToken, not AccessToken"):
+    with pytest.raises(raised_for(RecordTypeError), match="oauth2.datatype.AccessToken"):
         store.save_token(ours)  # type: ignore[arg-type]  # the mistake under test
-    with pytest.raises(RecordTypeError, match="oauth2.datatype.AuthorizationCode"):
+    with pytest.raises(raised_for(RecordTypeError), match="oauth2.datatype.AuthorizationCode"):
         store.save_code(ours)  # type: ignore[arg-type]  # the mistake under test
 
 
@@ -189,3 +190,15 @@ def test_a_store_failure_is_never_a_miss(stopped_memcached: TokenStore) -> None:
         stopped_memcached.fetch_by_code("any")
     with pytest.raises(StoreUnavailableError):
         stopped_memcached.save_token(_token())
+
+
+def test_the_core_stores_refuse_python_oauth2_records_naming_them(make_store: StoreFactory) -> None:
+    """Without the integration, python-oauth2's records are refused at the door, not deep inside."""
+    core = make_store()
+    with pytest.raises(raised_for(RecordTypeError), match="oauth2.datatype.AccessToken"):
+        core.save_token(_token())  # type: ignore[arg-type]  # the mistake under test
+    with pytest.raises(raised_for(RecordTypeError), match="oauth2.datatype.AuthorizationCode"):
+        core.save_code(_code("c0de"))  # type: ignore[arg-type]  # the mistake under test
+    if not TYPEGUARD_RUN:
+        with pytest.raises(RecordTypeError, match="^save_code takes an oauth2_store.AuthorizationCode, not oauth2.datatype.AuthorizationCode$"):
+            core.save_code(_code("c0de"))  # type: ignore[arg-type]  # the mistake under test

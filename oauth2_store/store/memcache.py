@@ -30,7 +30,7 @@ from pymemcache.client.rendezvous import RendezvousHash
 from oauth2_store.clock import Clock, system_clock
 from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, RecordTooLargeError
-from oauth2_store.models import AccessToken, AuthorizationCode
+from oauth2_store.models import AccessToken, AuthorizationCode, require_record
 from oauth2_store.store.base import AccessTokenStore, AuthCodeStore
 from oauth2_store.store.memcache_clients import MemcacheConnection, connect, safe_pylibmc_client_class
 
@@ -150,11 +150,14 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         per server a request's keys hash to, made in turn.
 
         Raises:
+            RecordTypeError: ``access_token`` is not an :class:`~oauth2_store.AccessToken`.
             RecordTooLargeError: the encoded token is larger than ``max_value_size`` or than the
                 server accepts; nothing of it is stored.
             StoreUnavailableError: memcached failed; the call then deletes every key it named,
                 where the servers let it (an earlier version of the same token goes too).
         """
+        if type(access_token) is not AccessToken:
+            require_record(access_token, AccessToken, "save_token")
         payload = self._payload(ACCESS_TOKEN_CODEC.encode(access_token))
         now = self._clock()
         writes: dict[int, dict[str, bytes]] = {}
@@ -282,9 +285,12 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         is not written, and deletes what was stored under the same code.
 
         Raises:
+            RecordTypeError: ``authorization_code`` is not an :class:`~oauth2_store.AuthorizationCode`.
             RecordTooLargeError: the encoded code is larger than memcached takes; nothing is stored.
             StoreUnavailableError: memcached failed.
         """
+        if type(authorization_code) is not AuthorizationCode:
+            require_record(authorization_code, AuthorizationCode, "save_code")
         payload = self._payload(AUTH_CODE_CODEC.encode(authorization_code))
         key = self._key("c", authorization_code.code)
         expire = _memcached_expiration(authorization_code.expires_at, self._clock())

@@ -16,7 +16,7 @@ from typing import Literal
 
 from oauth2_store.clock import Clock, system_clock
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, ClientNotFoundError
-from oauth2_store.models import AccessToken, AuthorizationCode, Client
+from oauth2_store.models import AccessToken, AuthorizationCode, Client, require_record
 from oauth2_store.store.base import AccessTokenStore, AuthCodeStore, ClientStore
 
 __all__ = ["LocalClientStore", "LocalTokenStore"]
@@ -107,7 +107,13 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         """Store ``access_token``: findable by token until ``expires_at``, by refresh token until
         ``refresh_expires_at``, and as its user's latest token. An expired part is not stored, and
         removes what was stored under the same token or refresh token (so re-saving a token with an
-        earlier expiry ends it early)."""
+        earlier expiry ends it early).
+
+        Raises:
+            RecordTypeError: ``access_token`` is not an :class:`~oauth2_store.AccessToken`.
+        """
+        if type(access_token) is not AccessToken:
+            require_record(access_token, AccessToken, "save_token")
         # Expiry checks are inlined here and in the fetches: this is the hot path of a token server.
         now = self._clock()
         token, expires_at = access_token.token, access_token.expires_at
@@ -202,7 +208,13 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
 
     def save_code(self, authorization_code: AuthorizationCode) -> None:
         """Store ``authorization_code`` until its ``expires_at``. An expired code is not stored,
-        and removes what was stored under the same code."""
+        and removes what was stored under the same code.
+
+        Raises:
+            RecordTypeError: ``authorization_code`` is not an :class:`~oauth2_store.AuthorizationCode`.
+        """
+        if type(authorization_code) is not AuthorizationCode:
+            require_record(authorization_code, AuthorizationCode, "save_code")
         now = self._clock()
         self._lock.acquire()  # not `with`: on CPython 3.11 its exit call costs as much again
         try:
