@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import memcache
+import pylibmc
 from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
 from pymemcache.client.retrying import RetryingClient
@@ -51,6 +52,8 @@ BACKENDS = [
         lambda a, p, c: MemcacheTokenStore(None, p, [a[0]], binary=True, behaviors={"tcp_nodelay": True, "ketama": True}, clock=c),
     ),
     Backend("pylibmc-mc", 1, lambda a, p, c: MemcacheTokenStore(mc=safe_pylibmc_client_class()([a[0]]), prefix=p, clock=c)),
+    # python-oauth2's documented form: a plain pylibmc.Client, which unpickles; the store must not.
+    Backend("pylibmc-plain-mc", 1, lambda a, p, c: MemcacheTokenStore(mc=pylibmc.Client([a[0]], binary=True), prefix=p, clock=c)),
     Backend("python-memcached-built", 1, lambda a, p, c: MemcacheTokenStore(servers=[a[0]], debug=0, prefix=p, clock=c)),
     Backend("python-memcached-mc", 3, lambda a, p, c: MemcacheTokenStore(mc=memcache.Client(list(a), debug=0), prefix=p, clock=c)),
 ]

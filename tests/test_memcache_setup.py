@@ -149,7 +149,7 @@ print("\\n".join(client.hasher.get_node(key) for key in sys.stdin.read().split()
         (dict(mc=HashClient([("127.0.0.1", 1)], ignore_exc=True)), ValueError, "ignore_exc"),
         (dict(mc=Client(("127.0.0.1", 1), serde=pickle_serde)), ValueError, "unpickle"),
         (dict(mc=PooledClient(("127.0.0.1", 1), serde=pickle_serde)), ValueError, "unpickle"),
-        (dict(mc=pylibmc.Client(["127.0.0.1:1"])), ValueError, "unpickles"),
+        (dict(mc=pylibmc.Client(["127.0.0.1:1"], behaviors={"auto_eject": True})), ValueError, "auto_eject"),
         (dict(mc=RetryingClient(Client(("127.0.0.1", 1), ignore_exc=True))), ValueError, "ignore_exc"),
         (dict(mc=safe_pylibmc_client_class()(["127.0.0.1:1"], behaviors={"auto_eject": True})), ValueError, "auto_eject"),
         (dict(servers=["127.0.0.1"], behaviors={"remove_failed": 1}), ValueError, "remove_failed"),
@@ -198,3 +198,15 @@ def test_a_pickle_planted_in_the_cache_is_never_unpickled(any_store: tuple[Memca
     with pytest.raises(CodecError):
         store.fetch_by_token("planted")
     assert not marker.exists()
+
+
+def test_a_plain_pylibmc_client_is_used_through_a_twin_that_never_unpickles(memcached: MemcachedServer) -> None:
+    plain = pylibmc.Client([memcached.address], binary=True, behaviors={"tcp_nodelay": True, "ketama": True})
+    store = MemcacheTokenStore(mc=plain, prefix=f"twin-{secrets.token_hex(4)}")
+    twin: Any = store._connection._client  # type: ignore[attr-defined]  # the adapter's client, the point of the test
+    assert type(twin) is safe_pylibmc_client_class()
+    assert (twin.addresses, twin.binary, twin.behaviors["ketama"], twin.behaviors["tcp_nodelay"]) == ([memcached.address], True, 1, 1)
+    token = AccessToken("app", "password", secrets.token_urlsafe(16), expires_at=int(time.time()) + 60)
+    store.save_token(token)
+    assert store.fetch_by_token(token.token) == token
+    store.close()

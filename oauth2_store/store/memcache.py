@@ -68,9 +68,12 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
     Set-up, as documented for python-oauth2 (all forms work unchanged):
 
     - ``MemcacheTokenStore(mc=client)``: an existing client object of pymemcache (``Client``,
-      ``PooledClient``, ``HashClient``, ``RetryingClient``), pylibmc (an instance of
-      :func:`~oauth2_store.store.memcache_clients.safe_pylibmc_client_class`, since a plain
-      ``pylibmc.Client`` unpickles), or python-memcached (``memcache.Client``).
+      ``PooledClient``, ``HashClient``, ``RetryingClient``), pylibmc (``pylibmc.Client``: since a
+      plain one unpickles what it reads, the store talks through a twin with the same servers,
+      protocol and behaviors that never does; SASL credentials cannot be copied, so a client that
+      needs them is built by the store or as a
+      :func:`~oauth2_store.store.memcache_clients.safe_pylibmc_client_class` instance), or
+      python-memcached (``memcache.Client``).
     - ``MemcacheTokenStore(servers=["127.0.0.1:11211", ...])``: builds a pymemcache client,
       pooled and thread-safe, hashing keys over several servers, with finite ``connect_timeout``
       and ``timeout`` (1 s each by default) and TCP_NODELAY. A server without a port uses 11211.

@@ -22,7 +22,9 @@ for its library. Everything that differs between the libraries is handled here a
 - **Values.** Only bytes are written and read. A client that would unpickle what it reads (a
   pymemcache serde, python-memcached's and pylibmc's built-in pickle support) could be made to run
   code by whoever can write to the cache, so the adapters refuse such clients or switch the
-  unpickling off; a value that is not bytes raises :class:`~oauth2_store.error.CodecError`.
+  unpickling off (a plain ``pylibmc.Client`` is replaced by a twin that never unpickles, see
+  :func:`_never_unpickling`); a value that is not bytes raises
+  :class:`~oauth2_store.error.CodecError`.
 - **Thread safety.** Clients that hold a single socket (pymemcache ``Client``, pylibmc ``Client``)
   are used under a lock; pooled clients and python-memcached's thread-local client are not.
 """
@@ -502,21 +504,32 @@ def connect(client: object) -> MemcacheConnection:
         return _PythonMemcachedConnection(cast(_PythonMemcachedClient, client))
     if module.split(".")[0] == "pylibmc":
         pylibmc = importlib.import_module("pylibmc")
-        _check_pylibmc_deserialize(client, pylibmc.Client)
-        return _PylibmcConnection(cast(_PylibmcClient, client), (pylibmc.Error,), pylibmc.TooBig)
+        safe = _never_unpickling(cast(_PylibmcClient, client), pylibmc.Client)
+        return _PylibmcConnection(safe, (pylibmc.Error,), pylibmc.TooBig)
     raise TypeError(
         f"unsupported memcached client {type(client).__module__}.{type(client).__qualname__}: pass a pymemcache "
         "Client, PooledClient, HashClient or RetryingClient, a pylibmc.Client, or a python-memcached memcache.Client"
     )
 
 
-def _check_pylibmc_deserialize(client: object, base: type) -> None:
-    if getattr(type(client), "deserialize", None) is getattr(base, "deserialize", None):
-        raise ValueError(
-            "a plain pylibmc.Client unpickles values flagged as pickles by whoever wrote them to the cache; "
-            "let MemcacheTokenStore build the pylibmc client (servers=..., binary=..., behaviors=...) or pass an "
-            "instance of oauth2_store.store.memcache_clients.safe_pylibmc_client_class()"
-        )
+def _never_unpickling(client: _PylibmcClient, plain: type) -> _PylibmcClient:
+    """``client`` if it never unpickles, else a twin that does not: same servers, protocol and behaviors.
+
+    A plain ``pylibmc.Client`` unpickles values flagged as pickles, and decides so in C when it is
+    built: replacing ``deserialize`` on the instance, changing its class or cloning it all keep
+    unpickling. So the store uses a :func:`safe_pylibmc_client_class` twin built from the client's
+    ``addresses``, ``binary`` and ``behaviors``. SASL credentials cannot be read back from a
+    pylibmc client: a client that needs them must be built by the store (``username=``,
+    ``password=``) or as a :func:`safe_pylibmc_client_class` instance; otherwise the twin's calls
+    fail with :class:`~oauth2_store.error.StoreUnavailableError`, never silently.
+    """
+    if getattr(type(client), "deserialize", None) is not getattr(plain, "deserialize", None):
+        return client
+    binary = getattr(client, "binary", False)
+    # Only the behaviors the user changed: some of the others pylibmc reports but refuses to set.
+    defaults = plain(client.addresses, binary=binary).behaviors
+    behaviors = {name: value for name, value in client.behaviors.items() if defaults.get(name) != value}
+    return cast(_PylibmcClient, safe_pylibmc_client_class()(client.addresses, binary=binary, behaviors=behaviors))
 
 
 @functools.cache
