@@ -29,8 +29,7 @@ def racer_process(
 ) -> None:
     """One process: ``threads_per_process`` threads, each consuming every code in its own random
     order. Sends the codes it won and the errors other than a miss that any thread met."""
-    extra: dict[str, object] = {"debug": 0} if library == "python-memcached" else {}
-    store = MemcacheTokenStore(servers=[address], prefix=prefix, **extra)  # type: ignore[arg-type]  # library kwargs are Any
+    store = MemcacheTokenStore(servers=[address], prefix=prefix, debug=0) if library == "python-memcached" else MemcacheTokenStore(servers=[address], prefix=prefix)
     wins: list[str] = []
     errors: list[str] = []
     lock = threading.Lock()

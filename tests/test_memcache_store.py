@@ -158,7 +158,7 @@ def test_invalid_prefix_is_refused(memcached: MemcachedServer, prefix: str) -> N
 @pytest.mark.parametrize("prefix", [None, b"oauth2", 5], ids=["None", "bytes", "int"])
 def test_a_prefix_that_is_not_a_str_is_refused_naming_the_prefix(memcached: MemcachedServer, prefix: object) -> None:
     with pytest.raises(TypeError, match="prefix"):
-        MemcacheTokenStore(servers=[memcached.address], prefix=prefix)  # type: ignore[arg-type]  # the point: not a str
+        MemcacheTokenStore(servers=[memcached.address], prefix=prefix)  # type: ignore[call-overload]  # the point: not a str
 
 
 class FormatsAsCommand(str):

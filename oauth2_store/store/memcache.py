@@ -21,7 +21,7 @@ import importlib
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pymemcache.client.base import PooledClient
 from pymemcache.client.hash import HashClient
@@ -79,7 +79,8 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
       and ``timeout`` (1 s each by default) and TCP_NODELAY. A server without a port uses 11211.
     - pylibmc's keyword arguments (``binary``, ``behaviors``, ``username``, ``password``) select
       pylibmc; python-memcached's (``debug``, ``socket_timeout``, ``dead_retry``, ...) select
-      python-memcached. Unknown keyword arguments, or ones of two libraries, are an error.
+      python-memcached. Unknown keyword arguments, or ones of two libraries, are an error, and
+      each set-up is its own overload, so mypy reports a misspelt keyword or a wrong type.
 
     Args:
         mc: An existing memcached client, or None to build one from the other arguments.
@@ -98,6 +99,51 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         ImportError: the selected library is not installed; the message names the extra to install.
     """
 
+    # The documented set-ups, one overload each, so that mypy refuses a typo or a wrong type.
+    @overload
+    def __init__(self, mc: object, prefix: str = ..., *, clock: Clock = ..., max_value_size: int = ...) -> None: ...
+    @overload
+    def __init__(
+        self,
+        mc: None = None,
+        prefix: str = ...,
+        servers: Sequence[str] = ...,
+        *,
+        connect_timeout: float = ...,
+        timeout: float = ...,
+        clock: Clock = ...,
+        max_value_size: int = ...,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        mc: None = None,
+        prefix: str = ...,
+        servers: Sequence[str] = ...,
+        *,
+        binary: bool = ...,
+        behaviors: Mapping[str, object] | None = ...,
+        username: str | None = ...,
+        password: str | None = ...,
+        clock: Clock = ...,
+        max_value_size: int = ...,
+    ) -> None: ...
+    @overload
+    def __init__(
+        self,
+        mc: None = None,
+        prefix: str = ...,
+        servers: Sequence[str] = ...,
+        *,
+        debug: int = ...,
+        socket_timeout: float = ...,
+        dead_retry: int = ...,
+        server_max_key_length: int = ...,
+        server_max_value_length: int = ...,
+        flush_on_reconnect: int = ...,
+        clock: Clock = ...,
+        max_value_size: int = ...,
+    ) -> None: ...
     def __init__(
         self,
         mc: object = None,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.integrations.python_oauth2 import TokenStore
-from oauth2_store.store import LocalTokenStore
+from oauth2_store.store import LocalTokenStore, MemcacheTokenStore
 from oauth2_store.store.memcache import pymemcache_client
 
 local = LocalTokenStore()
@@ -19,3 +19,6 @@ local.save_token(code)  # E: arg-type
 token.scopes = ("admin",)  # E: misc
 TokenStore(local).save_token(token)  # E: arg-type
 TokenStore(local).fetch_by_token("t").no_such_field  # E: attr-defined
+MemcacheTokenStore(servers=42)  # E: call-overload
+MemcacheTokenStore(servers=["127.0.0.1"], no_such_option=True)  # E: call-overload
+MemcacheTokenStore(servers=["127.0.0.1"], binary="yes")  # E: call-overload
