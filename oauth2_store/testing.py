@@ -40,7 +40,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
-import pytest
+
+try:
+    import pytest
+except ImportError as missing:  # the suite is pytest test classes: say which extra brings it
+    raise ImportError("oauth2_store.testing needs pytest: pip install 'oauth2-store[testing]'") from missing
 
 from oauth2_store.clock import ManualClock
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, ClientNotFoundError

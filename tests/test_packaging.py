@@ -65,3 +65,10 @@ def test_package_never_unpickles_or_evaluates(path: Path) -> None:
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             # importlib.import_module("pickle") imports it too
             assert node.value.split(".")[0] not in FORBIDDEN_MODULES, f"{path.name}:{node.lineno} names {node.value!r}"
+
+
+def test_the_conformance_suite_without_pytest_names_the_extra() -> None:
+    program = "import sys; sys.modules['pytest'] = None; import oauth2_store.testing"
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "ImportError: oauth2_store.testing needs pytest: pip install 'oauth2-store[testing]'"
