@@ -14,9 +14,9 @@ there is no login page and no consent screen. Never run this in front of real us
   authenticate at the token endpoint (python-oauth2 has no PKCE).
 
 Tokens live in the store of ``--store`` (``memory://``, or ``memcache://`` shared by every process
-pointed at it); clients live in this process. A failure the application does not answer itself
-(a store that is down while a client is read at ``/authorize``) is a JSON ``server_error`` with
-status 500, never a traceback. It prints ``listening on http://127.0.0.1:PORT`` once it accepts
+pointed at it); clients live in this process. A failure python-oauth2's application does not
+answer itself (a form body that is not UTF-8) is a JSON ``server_error`` with status 500, never a
+traceback. It prints ``listening on http://127.0.0.1:PORT`` once it accepts
 requests, and exits cleanly on SIGTERM.
 """
 
@@ -106,8 +106,9 @@ def build_provider(store_url: str, clients: Iterable[str], users: dict[str, str]
 def never_a_traceback(app: WSGIApp) -> WSGIApp:
     """Wrap ``app`` so that an exception it lets escape is a JSON ``server_error`` (status 500).
 
-    python-oauth2's Provider answers most failures itself, but not all: at ``/authorize`` a store
-    that fails before the client is known makes its own error handler fail.
+    python-oauth2's Provider answers most failures itself, but not all: its WSGI application
+    decodes form bodies before its error handling (a body that is not UTF-8 raises), and at
+    ``/authorize`` a client store that fails makes its own error handler fail.
     """
 
     def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:

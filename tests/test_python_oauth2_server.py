@@ -216,3 +216,13 @@ def test_a_bad_client_option_is_one_line_and_a_non_zero_exit() -> None:
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["python_oauth2_server: --client takes ID:SECRET:REDIRECT_URI (SECRET may be empty)"]
+
+
+def test_a_request_python_oauth2_cannot_parse_is_a_json_server_error() -> None:
+    """python-oauth2 decodes form bodies outside its error handling: a non-UTF-8 body would escape
+    its application as an exception; the example answers it as JSON."""
+    with example_server("memory://") as server:
+        answer = requests.post(f"{server.base}/token", data=b"grant_type=\xff", headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+        assert answer.status_code == 500 and _error(answer) == "server_error"
+        assert "Traceback" not in answer.text
+        assert _post_token(server.base, grant_type="client_credentials", client_id=CLIENT_ID, client_secret=SECRET).status_code == 200
