@@ -205,7 +205,7 @@ def test_a_plain_pylibmc_client_is_used_through_a_twin_that_never_unpickles(memc
     store = MemcacheTokenStore(mc=plain, prefix=f"twin-{secrets.token_hex(4)}")
     twin: Any = store._connection._client  # type: ignore[attr-defined]  # the adapter's client, the point of the test
     assert (twin.addresses, twin.binary, twin.behaviors["ketama"], twin.behaviors["tcp_nodelay"]) == ([memcached.address], True, 1, 1)
-    twin_class: object = type(twin)  # not narrowed: safe_pylibmc_client_class() is typed as a bare type
+    twin_class: object = type(twin)
     assert twin_class is safe_pylibmc_client_class()
     token = AccessToken("app", "password", secrets.token_urlsafe(16), expires_at=int(time.time()) + 60)
     store.save_token(token)

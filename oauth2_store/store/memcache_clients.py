@@ -47,7 +47,7 @@ from pymemcache.serde import LegacyWrappingSerde
 
 from oauth2_store.error import CodecError, RecordTooLargeError, StoreError, StoreUnavailableError
 
-__all__ = ["MemcacheConnection", "connect", "safe_pylibmc_client_class"]
+__all__ = ["MemcacheConnection", "PylibmcClient", "SafePylibmcClientClass", "connect", "safe_pylibmc_client_class"]
 
 
 class MemcacheConnection(Protocol):
@@ -390,8 +390,9 @@ class _PythonMemcachedConnection:
 # pylibmc
 
 
-class _PylibmcClient(Protocol):
-    """The part of ``pylibmc.Client`` (1.6) the adapter uses."""
+class PylibmcClient(Protocol):
+    """The part of ``pylibmc.Client`` (1.6) the store uses: what a
+    :func:`safe_pylibmc_client_class` instance is typed as (pylibmc ships no types)."""
 
     addresses: list[str]
     behaviors: Mapping[str, object]
@@ -424,7 +425,7 @@ class _PylibmcConnection:
     library = "pylibmc"
     max_value_size: int | None = None
 
-    def __init__(self, client: _PylibmcClient, library_errors: tuple[type[BaseException], ...], too_big: type[BaseException]) -> None:
+    def __init__(self, client: PylibmcClient, library_errors: tuple[type[BaseException], ...], too_big: type[BaseException]) -> None:
         if client.behaviors.get("auto_eject"):
             raise ValueError("the pylibmc client has auto_eject: a failing server's keys would move to another server")
         self._client = client
@@ -504,7 +505,7 @@ def connect(client: object) -> MemcacheConnection:
         return _PythonMemcachedConnection(cast(_PythonMemcachedClient, client))
     if module.split(".")[0] == "pylibmc":
         pylibmc = importlib.import_module("pylibmc")
-        safe = _never_unpickling(cast(_PylibmcClient, client), pylibmc.Client)
+        safe = _never_unpickling(cast(PylibmcClient, client), pylibmc.Client)
         return _PylibmcConnection(safe, (pylibmc.Error,), pylibmc.TooBig)
     raise TypeError(
         f"unsupported memcached client {type(client).__module__}.{type(client).__qualname__}: pass a pymemcache "
@@ -512,7 +513,7 @@ def connect(client: object) -> MemcacheConnection:
     )
 
 
-def _never_unpickling(client: _PylibmcClient, plain: type) -> _PylibmcClient:
+def _never_unpickling(client: PylibmcClient, plain: type) -> PylibmcClient:
     """``client`` if it never unpickles, else a twin that does not: same servers, protocol and behaviors.
 
     A plain ``pylibmc.Client`` unpickles values flagged as pickles, and decides so in C when it is
@@ -529,11 +530,24 @@ def _never_unpickling(client: _PylibmcClient, plain: type) -> _PylibmcClient:
     # Only the behaviors the user changed: some of the others pylibmc reports but refuses to set.
     defaults = plain(client.addresses, binary=binary).behaviors
     behaviors = {name: value for name, value in client.behaviors.items() if defaults.get(name) != value}
-    return cast(_PylibmcClient, safe_pylibmc_client_class()(client.addresses, binary=binary, behaviors=behaviors))
+    return safe_pylibmc_client_class()(client.addresses, binary=binary, behaviors=behaviors)
+
+
+class SafePylibmcClientClass(Protocol):
+    """The class :func:`safe_pylibmc_client_class` returns: called as ``pylibmc.Client`` is."""
+
+    def __call__(
+        self,
+        servers: Sequence[str],
+        behaviors: Mapping[str, object] | None = None,
+        binary: bool = False,
+        username: str | None = None,
+        password: str | None = None,
+    ) -> PylibmcClient: ...
 
 
 @functools.cache
-def safe_pylibmc_client_class() -> type:
+def safe_pylibmc_client_class() -> SafePylibmcClientClass:
     """A ``pylibmc.Client`` subclass that never unpickles: values other than plain bytes raise.
 
     Raises:
@@ -546,6 +560,7 @@ def safe_pylibmc_client_class() -> type:
             raise CodecError(f"memcached value has pylibmc flags {flags}: it was not written by oauth2-store")
         return value
 
-    return type("SafePylibmcClient", (pylibmc.Client,), {"deserialize": deserialize, "__module__": "pylibmc.safe"})
+    safe = type("SafePylibmcClient", (pylibmc.Client,), {"deserialize": deserialize, "__module__": "pylibmc.safe"})
+    return cast(SafePylibmcClientClass, safe)  # pylibmc is untyped: the Protocol says how it is called
 
 

@@ -8,6 +8,7 @@ from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.integrations.python_oauth2 import TokenStore
 from oauth2_store.store import LocalTokenStore, MemcacheTokenStore
 from oauth2_store.store.memcache import pymemcache_client
+from oauth2_store.store.memcache_clients import safe_pylibmc_client_class
 
 local = LocalTokenStore()
 token = AccessToken("app", "password", "t0ken")
@@ -22,3 +23,4 @@ TokenStore(local).fetch_by_token("t").no_such_field  # E: attr-defined
 MemcacheTokenStore(servers=42)  # E: call-overload
 MemcacheTokenStore(servers=["127.0.0.1"], no_such_option=True)  # E: call-overload
 MemcacheTokenStore(servers=["127.0.0.1"], binary="yes")  # E: call-overload
+safe_pylibmc_client_class()(["127.0.0.1:11211"], binary=True).no_such_method()  # E: attr-defined
