@@ -17,7 +17,7 @@ Tokens live in the store of ``--store`` (``memory://``, or ``memcache://`` share
 pointed at it); clients live in this process. A failure python-oauth2's application does not
 answer itself (a form body that is not UTF-8) is a JSON ``server_error`` with status 500, never a
 traceback. It prints ``listening on http://127.0.0.1:PORT`` once it accepts
-requests, and exits cleanly on SIGTERM.
+requests, and on SIGTERM or SIGINT exits cleanly after answering the request in hand.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable
 from types import FrameType
 from typing import Any
@@ -159,20 +160,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python_oauth2_server: {error}", file=sys.stderr)
         return 2
     server: WSGIServer = make_server("127.0.0.1", args.port, never_a_traceback(Application(provider=provider)), handler_class=_QuietHandler)
-    signal.signal(signal.SIGTERM, _stop)
+    stop_after_this_request(server)
     print("DEMO: /authorize approves whoever ?user= names, with no login page", flush=True)
     print(f"listening on http://127.0.0.1:{server.server_port}", flush=True)
     try:
         server.serve_forever()
-    except KeyboardInterrupt:
-        pass
     finally:
         server.server_close()
     return 0
 
 
-def _stop(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
+def stop_after_this_request(server: WSGIServer) -> None:
+    """Make SIGTERM and SIGINT end ``serve_forever`` once the request in hand is answered.
+
+    Raising from the handler would not do: a signal that lands inside the application is an
+    exception in the request, which wsgiref's handler answers and swallows, and the server goes on.
+    ``shutdown`` waits for the serving loop, so it runs on its own thread, not in the handler.
+    """
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 if __name__ == "__main__":
