@@ -1,0 +1,109 @@
+"""What the example servers share: their command line, their HTTP serving loop and its clean stop.
+
+Every example takes ``--store URL --port PORT --client ID:SECRET:REDIRECT_URI`` (``--client``
+repeatable, split at its first two colons; an empty SECRET is a public client), prints
+``listening on http://127.0.0.1:PORT`` once it accepts requests, and on SIGTERM or SIGINT exits
+with status 0 after answering the request in hand. They listen on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from types import FrameType
+from typing import Any, NamedTuple
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+StartResponse = Callable[..., object]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+DEMO_WARNING = "DEMO: /authorize approves whoever ?user= names, with no login page"
+
+log = logging.getLogger("examples.serving")
+
+
+class DemoClient(NamedTuple):
+    """A client registered with ``--client ID:SECRET:REDIRECT_URI``; ``secret`` is "" for a public one."""
+
+    client_id: str
+    secret: str
+    redirect_uri: str
+
+
+def demo_client(value: str) -> DemoClient:
+    """Parse a ``--client`` value, split at its first two colons (the URI has colons of its own).
+
+    Raises:
+        argparse.ArgumentTypeError: no ID or no REDIRECT_URI.
+    """
+    client_id, sep1, rest = value.partition(":")
+    secret, sep2, redirect_uri = rest.partition(":")
+    if not (sep1 and sep2 and client_id and redirect_uri):
+        raise argparse.ArgumentTypeError("--client takes ID:SECRET:REDIRECT_URI (SECRET may be empty)")
+    return DemoClient(client_id, secret, redirect_uri)
+
+
+def demo_arguments(description: str) -> argparse.ArgumentParser:
+    """An argument parser with the options every example takes: ``--store``, ``--port``, ``--client``."""
+    parser = argparse.ArgumentParser(description=f"{description} (a demo: no login page)")
+    parser.add_argument("--store", default="memory://", help="the token store's URL (default memory://)")
+    parser.add_argument("--port", type=int, required=True, help="the port to listen on, on 127.0.0.1")
+    parser.add_argument("--client", action="append", default=[], type=demo_client, help="ID:SECRET:REDIRECT_URI, repeatable; empty SECRET: a public client")
+    return parser
+
+
+def never_a_traceback(app: WSGIApp) -> WSGIApp:
+    """Wrap ``app`` so that an exception it lets escape is a JSON ``server_error`` (status 500),
+    logged by its type only (the message may hold what a request sent)."""
+
+    def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        try:
+            return list(app(environ, start_response))
+        except Exception as error:
+            log.error("request failed: %s", type(error).__name__)
+            body = json.dumps({"error": "server_error", "error_description": "the server failed; try again later"}).encode()
+            start_response("500 Internal Server Error", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))], sys.exc_info())
+            return [body]
+
+    return guarded
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+def serve(app: WSGIApp, port: int) -> int:
+    """Serve ``app`` on 127.0.0.1:``port`` (0: a free port) until SIGTERM or SIGINT; return 0.
+
+    Prints the demo warning, then ``listening on http://127.0.0.1:PORT`` once it accepts requests.
+    """
+    server: WSGIServer = make_server("127.0.0.1", port, never_a_traceback(app), handler_class=_QuietHandler)
+    stop_after_this_request(server)
+    print(DEMO_WARNING, flush=True)
+    print(f"listening on http://127.0.0.1:{server.server_port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    return 0
+
+
+def stop_after_this_request(server: WSGIServer) -> None:
+    """Make SIGTERM and SIGINT end ``serve_forever`` once the request in hand is answered.
+
+    Raising from the handler would not do: a signal that lands inside the application is an
+    exception in the request, which wsgiref's handler answers and swallows, and the server goes on.
+    ``shutdown`` waits for the serving loop, so it runs on its own thread, not in the handler.
+    """
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
