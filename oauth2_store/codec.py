@@ -3,7 +3,7 @@
 Every payload starts with a header naming its record kind and format version, then a compact JSON
 array of the fields in a fixed order::
 
-    token:1:["client-id","authorization_code","<token>",1700000000,"<refresh>",null,"user-1",["read"],{}]
+    token:2:["client-id","authorization_code","<token>",1700000000,"<refresh>",null,"user-1",["read"],{},1699996400,"Bearer"]
 
 Decoding dispatches on the header. A codec keeps the decoders of every format it ever wrote, so
 records written by an older release stay readable after the format moves on; version 0 is the JSON
@@ -24,7 +24,7 @@ from typing import Generic, NoReturn, TypeVar
 
 from oauth2_store.error import CodecError, RecordError
 from oauth2_store.json_data import FrozenJSON
-from oauth2_store.models import AccessToken, AuthorizationCode, Client, CodeChallengeMethod
+from oauth2_store.models import AccessToken, AuthorizationCode, Client, CodeChallengeMethod, TokenEndpointAuthMethod
 
 __all__ = ["ACCESS_TOKEN_CODEC", "AUTH_CODE_CODEC", "CLIENT_CODEC", "RecordCodec"]
 
@@ -227,6 +227,12 @@ def _challenge_method(value: object) -> CodeChallengeMethod | None:
     raise CodecError('code_challenge_method must be "plain", "S256" or null')
 
 
+def _auth_method(value: object) -> TokenEndpointAuthMethod:
+    if value == "client_secret_basic" or value == "client_secret_post" or value == "none":
+        return value
+    raise CodecError('token_endpoint_auth_method must be "client_secret_basic", "client_secret_post" or "none"')
+
+
 def _json_type(value: object) -> str:
     names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
@@ -245,10 +251,10 @@ def _require(obj: dict[str, object], *names: str) -> None:
         raise CodecError(f"missing field {missing[0]!r}")
 
 
-# Access tokens.
+# Access tokens. Version 2 appends issued_at and token_type to version 1's fields.
 
 
-def _dump_token_v1(token: AccessToken) -> list[object]:
+def _dump_token_v2(token: AccessToken) -> list[object]:
     return [
         token.client_id,
         token.grant_type,
@@ -259,7 +265,26 @@ def _dump_token_v1(token: AccessToken) -> list[object]:
         token.user_id,
         token.scopes,
         token.data,
+        token.issued_at,
+        token.token_type,
     ]
+
+
+def _load_token_v2(parsed: object) -> AccessToken:
+    client_id, grant_type, token, expires_at, refresh, refresh_expires_at, user_id, scopes, data, issued_at, token_type = _fields(parsed, 11)
+    return AccessToken(
+        _str(client_id, "client_id"),
+        _str(grant_type, "grant_type"),
+        _str(token, "token"),
+        _data(data),
+        _opt_int(expires_at, "expires_at"),
+        _opt_str(refresh, "refresh_token"),
+        _str_list(scopes, "scopes"),
+        refresh_expires_at=_opt_int(refresh_expires_at, "refresh_expires_at"),
+        user_id=_opt_str(user_id, "user_id"),
+        issued_at=_opt_int(issued_at, "issued_at"),
+        token_type=_str(token_type, "token_type"),
+    )
 
 
 def _load_token_v1(parsed: object) -> AccessToken:
@@ -339,17 +364,32 @@ def _load_code_legacy(parsed: object) -> AuthorizationCode:
     )
 
 
-# Clients.
+# Clients. Version 2 appends the allowed scopes and the token endpoint's authentication method.
 
 
-def _dump_client_v1(client: Client) -> list[object]:
+def _dump_client_v2(client: Client) -> list[object]:
     return [
         client.identifier,
         client.secret,
         client.redirect_uris,
         client.authorized_grants,
         client.authorized_response_types,
+        client.scopes,
+        client.token_endpoint_auth_method,
     ]
+
+
+def _load_client_v2(parsed: object) -> Client:
+    identifier, secret, redirect_uris, grants, response_types, scopes, auth_method = _fields(parsed, 7)
+    return Client(
+        _str(identifier, "identifier"),
+        _str(secret, "secret"),
+        _str_list(redirect_uris, "redirect_uris"),
+        authorized_grants=_opt_str_list(grants, "authorized_grants"),
+        authorized_response_types=_opt_str_list(response_types, "authorized_response_types"),
+        scopes=_opt_str_list(scopes, "scopes"),
+        token_endpoint_auth_method=_auth_method(auth_method),
+    )
 
 
 def _load_client_v1(parsed: object) -> Client:
@@ -376,16 +416,20 @@ def _load_client_legacy(parsed: object) -> Client:
 
 
 ACCESS_TOKEN_CODEC: RecordCodec[AccessToken] = RecordCodec(
-    "token", AccessToken, 1, _dump_token_v1, {_LEGACY_VERSION: _load_token_legacy, 1: _load_token_v1}
+    "token", AccessToken, 2, _dump_token_v2, {_LEGACY_VERSION: _load_token_legacy, 1: _load_token_v1, 2: _load_token_v2}
 )
-"""Codec for :class:`~oauth2_store.AccessToken` (kind ``token``; writes version 1)."""
+"""Codec for :class:`~oauth2_store.AccessToken` (kind ``token``; writes version 2, reads 0 to 2).
+Tokens read from versions 0 and 1 have no ``issued_at`` (None) and the ``Bearer`` token type."""
 
 AUTH_CODE_CODEC: RecordCodec[AuthorizationCode] = RecordCodec(
     "code", AuthorizationCode, 1, _dump_code_v1, {_LEGACY_VERSION: _load_code_legacy, 1: _load_code_v1}
 )
-"""Codec for :class:`~oauth2_store.AuthorizationCode` (kind ``code``; writes version 1)."""
+"""Codec for :class:`~oauth2_store.AuthorizationCode` (kind ``code``; writes version 1, reads 0 and 1:
+the code record has not changed since version 1)."""
 
 CLIENT_CODEC: RecordCodec[Client] = RecordCodec(
-    "client", Client, 1, _dump_client_v1, {_LEGACY_VERSION: _load_client_legacy, 1: _load_client_v1}
+    "client", Client, 2, _dump_client_v2, {_LEGACY_VERSION: _load_client_legacy, 1: _load_client_v1, 2: _load_client_v2}
 )
-"""Codec for :class:`~oauth2_store.Client` (kind ``client``; writes version 1)."""
+"""Codec for :class:`~oauth2_store.Client` (kind ``client``; writes version 2, reads 0 to 2).
+Clients read from versions 0 and 1 may be granted any scope and use the default authentication
+method (``none`` for a public client, ``client_secret_basic`` otherwise)."""

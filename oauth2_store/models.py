@@ -35,10 +35,16 @@ from oauth2_store.error import RecordTypeError, RecordValueError
 from oauth2_store.json_data import EMPTY, FrozenJSON, freeze_data
 from oauth2_store.redaction import fingerprint_repr, redacted_repr
 
-__all__ = ["AccessToken", "AuthorizationCode", "Client", "CodeChallengeMethod"]
+__all__ = ["AccessToken", "AuthorizationCode", "Client", "CodeChallengeMethod", "TokenEndpointAuthMethod"]
 
 CodeChallengeMethod = Literal["plain", "S256"]
 """The PKCE transformations of RFC 7636 §4.2."""
+
+TokenEndpointAuthMethod = Literal["client_secret_basic", "client_secret_post", "none"]
+"""How a client authenticates at the token endpoint (RFC 7591 §2): HTTP Basic with its secret,
+its secret in the form body, or not at all (a public client)."""
+
+_AUTH_METHODS: tuple[TokenEndpointAuthMethod, ...] = ("client_secret_basic", "client_secret_post", "none")
 
 _PKCE_VALUE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 """RFC 7636 §4.1/§4.2: code verifiers and challenges are 43 to 128 unreserved characters."""
@@ -59,6 +65,9 @@ class AccessToken:
         refresh_expires_at: Unix time at which the refresh token expires; None means never.
             Only allowed together with ``refresh_token``.
         user_id: Identifier of the user the token was issued for, if any.
+        issued_at: Unix time at which the token was issued (introspection's ``iat``), or None when
+            unknown (tokens stored by releases before format version 2).
+        token_type: The token type of RFC 6749 §7.1, as the token response named it.
 
     Raises:
         RecordTypeError: a field has the wrong type (for example ``scopes="read"`` or a float
@@ -76,6 +85,8 @@ class AccessToken:
     scopes: tuple[str, ...]
     refresh_expires_at: int | None
     user_id: str | None
+    issued_at: int | None
+    token_type: str
 
     def __init__(
         self,
@@ -89,6 +100,8 @@ class AccessToken:
         *,
         refresh_expires_at: int | None = None,
         user_id: str | None = None,
+        issued_at: int | None = None,
+        token_type: str = "Bearer",
     ) -> None:
         refresh_token = _fields.optional_text(refresh_token, "refresh_token")
         refresh_expires_at = _fields.optional_timestamp(refresh_expires_at, "refresh_expires_at")
@@ -104,6 +117,8 @@ class AccessToken:
             _fields.scopes(scopes),
             refresh_expires_at,
             _fields.optional_text(user_id, "user_id"),
+            _fields.optional_timestamp(issued_at, "issued_at"),
+            "Bearer" if token_type == "Bearer" else _fields.text(token_type, "token_type"),
         )
 
     def is_expired(self, now: float | None = None) -> bool:
@@ -251,12 +266,17 @@ class Client:
         redirect_uris: The registered redirect URIs: absolute, without fragment (RFC 6749 §3.1.2).
         authorized_grants: Grant types the client may use; None allows all.
         authorized_response_types: Response types the client may request; None allows all.
+        scopes: The scopes the client may be granted (RFC 6749 §3.3 scope tokens); None allows any.
+        token_endpoint_auth_method: How the client authenticates at the token endpoint. None
+            means ``"none"`` for a public client (empty secret) and ``"client_secret_basic"``
+            otherwise.
 
     Raises:
         RecordTypeError: a field has the wrong type (for example a bare string for
             ``redirect_uris``).
         RecordValueError: a field has a forbidden value (an empty identifier, a relative redirect
-            URI or one with a fragment).
+            URI or one with a fragment, an unknown authentication method, ``"none"`` for a client
+            with a secret or a secret method for a public client).
     """
 
     identifier: str
@@ -264,6 +284,8 @@ class Client:
     redirect_uris: tuple[str, ...]
     authorized_grants: tuple[str, ...] | None
     authorized_response_types: tuple[str, ...] | None
+    scopes: tuple[str, ...] | None
+    token_endpoint_auth_method: TokenEndpointAuthMethod
 
     def __init__(
         self,
@@ -273,6 +295,8 @@ class Client:
         *,
         authorized_grants: Iterable[str] | None = None,
         authorized_response_types: Iterable[str] | None = None,
+        scopes: Iterable[str] | None = None,
+        token_endpoint_auth_method: TokenEndpointAuthMethod | None = None,
     ) -> None:
         if not isinstance(secret, str):
             raise RecordTypeError(f"secret must be a str, not {type(secret).__name__}")
@@ -282,7 +306,18 @@ class Client:
             _redirect_uris(redirect_uris),
             _fields.optional_text_tuple(authorized_grants, "authorized_grants"),
             _fields.optional_text_tuple(authorized_response_types, "authorized_response_types"),
+            None if scopes is None else _fields.scopes(scopes),
+            _auth_method(token_endpoint_auth_method, public=not secret),
         )
+
+    @property
+    def is_public(self) -> bool:
+        """Whether the client is public (RFC 6749 §2.1): it has no secret and cannot authenticate."""
+        return not self.secret
+
+    def allows_scopes(self, scopes: Iterable[str]) -> bool:
+        """Whether the client may be granted every scope of ``scopes`` (always, when ``self.scopes`` is None)."""
+        return self.scopes is None or all(scope in self.scopes for scope in scopes)
 
     def grant_type_supported(self, grant_type: str) -> bool:
         """Whether the client may obtain tokens through ``grant_type``."""
@@ -318,6 +353,21 @@ class Client:
         if not self.secret:
             return False
         return hmac.compare_digest(secret.encode("utf-8", "surrogatepass"), self.secret.encode("utf-8"))
+
+
+def _auth_method(value: object, public: bool) -> TokenEndpointAuthMethod:
+    if value is None:
+        return "none" if public else "client_secret_basic"
+    for method in _AUTH_METHODS:  # the literal itself, never a str subclass the caller passed
+        if value == method and isinstance(value, str):
+            if public != (method == "none"):
+                raise RecordValueError(
+                    "token_endpoint_auth_method must be 'none' for a public client (empty secret), and not 'none' for a client with a secret"
+                )
+            return method
+    if not isinstance(value, str):
+        raise RecordTypeError(f"token_endpoint_auth_method must be a str, not {type(value).__name__}")
+    raise RecordValueError("token_endpoint_auth_method must be 'client_secret_basic', 'client_secret_post' or 'none'")
 
 
 def require_record(value: object, expected: type, operation: str) -> None:

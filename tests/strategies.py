@@ -45,6 +45,8 @@ def access_tokens(draw: st.DrawFn) -> AccessToken:
         draw(scope_lists),
         refresh_expires_at=None if refresh_token is None else draw(optional_timestamps),
         user_id=draw(optional_texts),
+        issued_at=draw(optional_timestamps),
+        token_type=draw(st.just("Bearer") | texts),
     )
 
 
@@ -66,12 +68,15 @@ def authorization_codes(draw: st.DrawFn) -> AuthorizationCode:
 
 @st.composite
 def clients(draw: st.DrawFn) -> Client:
+    secret = draw(st.text(st.characters(exclude_categories=["Cs"]), max_size=40))
     return Client(
         draw(texts),
-        draw(st.text(st.characters(exclude_categories=["Cs"]), max_size=40)),
+        secret,
         draw(st.lists(uris, max_size=3)),
         authorized_grants=draw(st.none() | st.lists(texts, max_size=3)),
         authorized_response_types=draw(st.none() | st.lists(texts, max_size=3)),
+        scopes=draw(st.none() | scope_lists),
+        token_endpoint_auth_method=draw(st.just(None) | st.sampled_from(["client_secret_basic", "client_secret_post"] if secret else ["none"])),
     )
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,7 +30,7 @@ TYPICAL_TOKEN_FIELDS: dict[str, Any] = dict(
     scopes=["read", "write"],
     user_id="user-1",
 )
-TYPICAL_TOKEN = AccessToken(**TYPICAL_TOKEN_FIELDS)
+TYPICAL_TOKEN = AccessToken(**TYPICAL_TOKEN_FIELDS, issued_at=1_699_996_400)
 
 CODECS: list[tuple[RecordCodec[Any], st.SearchStrategy[Any]]] = [
     (ACCESS_TOKEN_CODEC, access_tokens()),
@@ -51,8 +52,8 @@ def test_decode_inverts_encode(pair: tuple[RecordCodec[Any], Any]) -> None:
 
 def test_payload_names_kind_and_version_then_holds_compact_json() -> None:
     payload = ACCESS_TOKEN_CODEC.encode(TYPICAL_TOKEN)
-    assert payload.startswith(b"token:1:[")
-    assert json.loads(payload[len(b"token:1:") :]) == [
+    assert payload.startswith(b"token:2:[")
+    assert json.loads(payload[len(b"token:2:") :]) == [
         "client-id",
         "authorization_code",
         TYPICAL_TOKEN.token,
@@ -62,9 +63,27 @@ def test_payload_names_kind_and_version_then_holds_compact_json() -> None:
         "user-1",
         ["read", "write"],
         {"key": "value"},
+        1_699_996_400,
+        "Bearer",
     ]
     assert AUTH_CODE_CODEC.encode(AuthorizationCode("c", "x", 1, None, [])).startswith(b"code:1:")
-    assert CLIENT_CODEC.encode(Client("c", "s")).startswith(b"client:1:")
+    client = Client("c", "s", scopes=["read"], token_endpoint_auth_method="client_secret_post")
+    assert CLIENT_CODEC.encode(client) == b'client:2:["c","s",[],null,null,["read"],"client_secret_post"]'
+
+
+def test_reads_version_1_payloads_stored_by_the_previous_release() -> None:
+    """Bytes as release 0.1.0 wrote them: their records have no issue time, the Bearer type, any scope
+    and the default authentication method."""
+    token = ACCESS_TOKEN_CODEC.decode(b'token:1:["client-id","authorization_code","tok",1700000000,"ref",null,"user-1",["read"],{"k":"v"}]')
+    assert token == AccessToken("client-id", "authorization_code", "tok", {"k": "v"}, 1_700_000_000, "ref", ["read"], user_id="user-1")
+    assert (token.issued_at, token.token_type) == (None, "Bearer")
+    confidential = CLIENT_CODEC.decode(b'client:1:["app","s3cret",["https://a.example/cb"],["authorization_code"],null]')
+    assert confidential == Client("app", "s3cret", ["https://a.example/cb"], authorized_grants=["authorization_code"])
+    assert (confidential.scopes, confidential.token_endpoint_auth_method) == (None, "client_secret_basic")
+    public = CLIENT_CODEC.decode(b'client:1:["spa","",[],null,null]')
+    assert (public.scopes, public.token_endpoint_auth_method) == (None, "none")
+    # Written back, an old record takes the current version.
+    assert ACCESS_TOKEN_CODEC.encode(token).startswith(b"token:2:") and CLIENT_CODEC.encode(public).startswith(b"client:2:")
 
 
 def test_typical_token_is_at_most_70_percent_of_python_oauth2_bytes() -> None:
@@ -93,7 +112,13 @@ def test_non_ascii_text_is_stored_as_utf8_not_escapes() -> None:
         (ACCESS_TOKEN_CODEC, b"token:01:[]", "no valid header"),
         (ACCESS_TOKEN_CODEC, b"code:1:[]", "holds a 'code' record"),
         (AUTH_CODE_CODEC, b"token:1:[]", "holds a 'token' record"),
-        (ACCESS_TOKEN_CODEC, b"token:2:[]", "unknown format version 2"),
+        (ACCESS_TOKEN_CODEC, b"token:3:[]", "unknown format version 3"),
+        (ACCESS_TOKEN_CODEC, b"token:2:[]", "expected 11 fields, got 0"),
+        (ACCESS_TOKEN_CODEC, b'token:2:["c","g","t",null,null,null,null,[],{},null,""]', "token_type must not be empty"),
+        (ACCESS_TOKEN_CODEC, b'token:2:["c","g","t",null,null,null,null,[],{},-1,"Bearer"]', "issued_at must be between"),
+        (CLIENT_CODEC, b'client:2:["c","",[],null,null,null,"client_secret_basic"]', "must be 'none' for a public client"),
+        (CLIENT_CODEC, b'client:2:["c","s",[],null,null,null,"private_key_jwt"]', "token_endpoint_auth_method must be"),
+        (CLIENT_CODEC, b'client:2:["c","s",[],null,null,["a b"],"none"]', "not a valid scope token"),
         (ACCESS_TOKEN_CODEC, b"token:1:", "invalid JSON"),
         (ACCESS_TOKEN_CODEC, b'token:1:["a","b"', "invalid JSON"),
         (ACCESS_TOKEN_CODEC, b"token:1:\xff\xfe", "invalid JSON"),
@@ -158,9 +183,9 @@ def test_reads_python_oauth2_redis_token_json() -> None:
             "user_id": "user-1",
         }
     ).encode()
-    assert ACCESS_TOKEN_CODEC.decode(legacy) == TYPICAL_TOKEN
+    assert ACCESS_TOKEN_CODEC.decode(legacy) == attrs.evolve(TYPICAL_TOKEN, issued_at=None)
     # Reading an old record and writing it back upgrades it to the current version.
-    assert ACCESS_TOKEN_CODEC.encode(ACCESS_TOKEN_CODEC.decode(legacy)).startswith(b"token:1:")
+    assert ACCESS_TOKEN_CODEC.encode(ACCESS_TOKEN_CODEC.decode(legacy)).startswith(b"token:2:")
 
 
 def test_reads_python_oauth2_json_with_integer_user_ids_and_missing_optional_fields() -> None:
@@ -181,26 +206,26 @@ def test_reads_python_oauth2_json_with_integer_user_ids_and_missing_optional_fie
 
 
 def test_a_codec_keeps_reading_the_versions_it_wrote_before() -> None:
-    """The mechanism a format change uses: write version 2, keep version 1's loader registered."""
-    v1 = ACCESS_TOKEN_CODEC
-    record_from_v1: Callable[[object], AccessToken] = lambda parsed: v1.decode(b"token:1:" + json.dumps(parsed).encode())
+    """The mechanism a format change uses: write version 3, keep version 2's loader registered."""
+    v2 = ACCESS_TOKEN_CODEC
+    record_from_v2: Callable[[object], AccessToken] = lambda parsed: v2.decode(b"token:2:" + json.dumps(parsed).encode())
 
-    def dump_v2(token: AccessToken) -> list[object]:
+    def dump_v3(token: AccessToken) -> list[object]:
         return [{"client": token.client_id, "grant": token.grant_type, "token": token.token}]
 
-    def load_v2(parsed: object) -> AccessToken:
+    def load_v3(parsed: object) -> AccessToken:
         assert isinstance(parsed, list) and isinstance(parsed[0], dict)
         return AccessToken(parsed[0]["client"], parsed[0]["grant"], parsed[0]["token"])
 
-    v2 = RecordCodec("token", AccessToken, 2, dump_v2, {1: record_from_v1, 2: load_v2})
+    v3 = RecordCodec("token", AccessToken, 3, dump_v3, {2: record_from_v2, 3: load_v3})
     simple = AccessToken("c", "password", "t")
-    assert v2.encode(simple).startswith(b"token:2:")
-    assert v2.decode(v2.encode(simple)) == simple
-    assert v2.decode(v1.encode(TYPICAL_TOKEN)) == TYPICAL_TOKEN
-    with pytest.raises(CodecError, match="unknown format version 2"):
-        v1.decode(v2.encode(simple))
+    assert v3.encode(simple).startswith(b"token:3:")
+    assert v3.decode(v3.encode(simple)) == simple
+    assert v3.decode(v2.encode(TYPICAL_TOKEN)) == TYPICAL_TOKEN
+    with pytest.raises(CodecError, match="unknown format version 3"):
+        v2.decode(v3.encode(simple))
     with pytest.raises(CodecError, match="unknown format version 0"):
-        v2.decode(b'{"client_id":"c"}')
+        v3.decode(b'{"client_id":"c"}')
 
 
 def test_a_codec_must_read_what_it_writes() -> None:

@@ -53,9 +53,9 @@ def make_code(**changes: Any) -> AuthorizationCode:
 
 # The positional parameters as the v0.4.0 documentation lists them, then our keyword-only additions.
 DOCUMENTED = [
-    (AccessToken, ["client_id", "grant_type", "token", "data", "expires_at", "refresh_token", "scopes"], ["refresh_expires_at", "user_id"]),
+    (AccessToken, ["client_id", "grant_type", "token", "data", "expires_at", "refresh_token", "scopes"], ["refresh_expires_at", "user_id", "issued_at", "token_type"]),
     (AuthorizationCode, ["client_id", "code", "expires_at", "redirect_uri", "scopes", "data"], ["user_id", "code_challenge", "code_challenge_method"]),
-    (Client, ["identifier", "secret", "redirect_uris"], ["authorized_grants", "authorized_response_types"]),
+    (Client, ["identifier", "secret", "redirect_uris"], ["authorized_grants", "authorized_response_types", "scopes", "token_endpoint_auth_method"]),
 ]
 
 
@@ -164,6 +164,16 @@ INVALID: list[tuple[str, Any, type[RecordError], str]] = [
     ("token", dict(scopes={"read": 1}), RecordTypeError, "scopes"),
     ("client", dict(authorized_grants="password"), RecordTypeError, "authorized_grants"),
     ("client", dict(authorized_response_types=[""]), RecordValueError, "authorized_response_types[0]"),
+    ("token", dict(issued_at=1.5), RecordTypeError, "issued_at"),
+    ("token", dict(issued_at=-1), RecordValueError, "issued_at"),
+    ("token", dict(token_type=""), RecordValueError, "token_type"),
+    ("token", dict(token_type=None), RecordTypeError, "token_type"),
+    ("client", dict(scopes="read"), RecordTypeError, "scopes"),
+    ("client", dict(scopes=["read", "two words"]), RecordValueError, "scopes[1]"),
+    ("client", dict(token_endpoint_auth_method="private_key_jwt"), RecordValueError, "token_endpoint_auth_method must be"),
+    ("client", dict(token_endpoint_auth_method=1), RecordTypeError, "token_endpoint_auth_method"),
+    ("client", dict(token_endpoint_auth_method="none"), RecordValueError, "token_endpoint_auth_method must be 'none' for a public client"),
+    ("client", dict(secret="", token_endpoint_auth_method="client_secret_post"), RecordValueError, "token_endpoint_auth_method must be 'none'"),
 ]
 
 
@@ -365,3 +375,29 @@ def test_str_enum_challenge_method_becomes_a_plain_str() -> None:
     method: object = code.code_challenge_method
     assert type(method) is str
     assert method == "S256"
+
+
+def test_token_type_defaults_to_bearer_and_issue_time_to_unknown() -> None:
+    token = make_token()
+    assert (token.token_type, token.issued_at) == ("Bearer", None)
+    issued = make_token(issued_at=1_699_996_400, token_type="mac")
+    assert (issued.token_type, issued.issued_at) == ("mac", 1_699_996_400)
+    assert issued != attrs.evolve(issued, issued_at=1_699_996_401)
+
+
+def test_client_authentication_method_follows_its_secret_by_default() -> None:
+    assert Client("c", "s").token_endpoint_auth_method == "client_secret_basic"
+    assert not Client("c", "s").is_public
+    public = Client("spa", "")
+    assert (public.token_endpoint_auth_method, public.is_public) == ("none", True)
+    assert Client("c", "s", token_endpoint_auth_method="client_secret_post").token_endpoint_auth_method == "client_secret_post"
+
+
+def test_client_scopes_limit_what_it_may_be_granted() -> None:
+    anything = Client("c", "s")
+    assert anything.scopes is None and anything.allows_scopes(["admin", "read"])
+    limited = Client("c", "s", scopes=["read", "write"])
+    assert limited.scopes == ("read", "write")
+    assert limited.allows_scopes(["read"]) and limited.allows_scopes(["write", "read"]) and limited.allows_scopes([])
+    assert not limited.allows_scopes(["read", "admin"])
+    assert not Client("c", "s", scopes=[]).allows_scopes(["read"])
