@@ -9,8 +9,9 @@ signatures; mypy checks those).
 The documented contracts (python-oauth2 v0.4.0) are :class:`AccessTokenStoreProtocol`,
 :class:`AuthCodeStoreProtocol` and :class:`ClientStoreProtocol`. The extended ones add the
 operations of later python-oauth2 releases and the atomic :meth:`consume_code`;
-:class:`TokenStoreProtocol` is both extended token and code contracts, what a full authorization
-server needs.
+:class:`RevocableAccessTokenStoreProtocol` adds RFC 7009's ``revoke_token``;
+:class:`TokenStoreProtocol` is the revocable token and extended code contracts, what a full
+authorization server needs.
 
 Rules every implementation follows (the conformance suite in :mod:`oauth2_store.testing` checks
 them):
@@ -24,7 +25,7 @@ them):
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from oauth2_store.models import AccessToken, AuthorizationCode, Client
 
@@ -34,8 +35,13 @@ __all__ = [
     "ClientStoreProtocol",
     "ExtendedAccessTokenStoreProtocol",
     "ExtendedAuthCodeStoreProtocol",
+    "RevocableAccessTokenStoreProtocol",
     "TokenStoreProtocol",
+    "TokenTypeHint",
 ]
+
+TokenTypeHint = Literal["access_token", "refresh_token"]
+"""The ``token_type_hint`` values of RFC 7009 §2.1 (and RFC 7662 §2.1)."""
 
 
 @runtime_checkable
@@ -98,6 +104,27 @@ class ExtendedAccessTokenStoreProtocol(AccessTokenStoreProtocol, Protocol):
 
 
 @runtime_checkable
+class RevocableAccessTokenStoreProtocol(ExtendedAccessTokenStoreProtocol, Protocol):
+    """The extended access-token contract with RFC 7009 revocation of either kind of token."""
+
+    def revoke_token(self, token: str, token_type_hint: TokenTypeHint | None = None) -> None:
+        """Revoke ``token``, whether it is an access token or a refresh token (RFC 7009 §2.1).
+
+        An access token is revoked alone: the refresh token issued with it stays usable. A refresh
+        token is revoked together with the access token issued with it, and its user's entry for
+        :meth:`fetch_existing_token_of_user`. A token that is unknown, expired or already revoked
+        is not an error (RFC 7009 §2.2). ``token_type_hint`` says where to look first; the
+        search always extends to the other kind, so a wrong hint never leaves a token live.
+
+        Raises:
+            ValueError: ``token_type_hint`` is not ``"access_token"``, ``"refresh_token"`` or None
+                (an endpoint answers such a hint ``unsupported_token_type`` before calling this).
+            StoreUnavailableError: the backend failed; the token may still be live.
+        """
+        ...
+
+
+@runtime_checkable
 class AuthCodeStoreProtocol(Protocol):
     """The documented authorization-code contract: save a code, fetch it."""
 
@@ -149,7 +176,7 @@ class ExtendedAuthCodeStoreProtocol(AuthCodeStoreProtocol, Protocol):
 
 
 @runtime_checkable
-class TokenStoreProtocol(ExtendedAccessTokenStoreProtocol, ExtendedAuthCodeStoreProtocol, Protocol):
+class TokenStoreProtocol(RevocableAccessTokenStoreProtocol, ExtendedAuthCodeStoreProtocol, Protocol):
     """Every token and code operation: what an authorization server needs from one store."""
 
 

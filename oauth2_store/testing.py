@@ -25,7 +25,10 @@ The contracts, from least to most (requires pytest, which this module imports):
   the documented python-oauth2 operations;
 - :class:`ExtendedAccessTokenStoreContract`, :class:`ExtendedAuthCodeStoreContract`: the extended
   operations too;
-- :class:`TokenStoreContract`: both extended contracts, plus the cross-namespace checks.
+- :class:`RevocableAccessTokenStoreContract`: the extended token contract and RFC 7009's
+  ``revoke_token``;
+- :class:`TokenStoreContract`: the revocable token and extended code contracts, plus the
+  cross-namespace checks.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from oauth2_store.protocols import (
     ClientStoreProtocol,
     ExtendedAccessTokenStoreProtocol,
     ExtendedAuthCodeStoreProtocol,
+    RevocableAccessTokenStoreProtocol,
     TokenStoreProtocol,
 )
 
@@ -65,6 +69,7 @@ __all__ = [
     "ClientStoreContract",
     "ExtendedAccessTokenStoreContract",
     "ExtendedAuthCodeStoreContract",
+    "RevocableAccessTokenStoreContract",
     "TokenStoreContract",
 ]
 
@@ -106,6 +111,7 @@ class _Contract(abc.ABC):
             scopes=["read", "write"],
             refresh_expires_at=now + 30 * DAY,
             user_id=_secret("user"),
+            issued_at=now,
         )
         fields.update(changes)
         return AccessToken(**fields)
@@ -368,6 +374,106 @@ class ExtendedAccessTokenStoreContract(AccessTokenStoreContract):
         assert store.fetch_by_refresh_token(holder.token) == same_string
 
 
+class RevocableAccessTokenStoreContract(ExtendedAccessTokenStoreContract):
+    """The extended access-token contract plus ``revoke_token`` (RFC 7009)."""
+
+    @abc.abstractmethod
+    def make_store(self, clock: ManualClock) -> RevocableAccessTokenStoreProtocol:
+        """Return the store under test, reading the time from ``clock``."""
+
+    def token_store(self) -> RevocableAccessTokenStoreProtocol:
+        self.clock = ManualClock()
+        return self.make_store(self.clock)
+
+    def test_every_field_of_a_token_survives_the_store(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token(token_type="DPoP", issued_at=int(self.clock()) - 5)
+        store.save_token(token)
+        found = store.fetch_by_token(token.token)
+        assert found == token
+        assert (found.token_type, found.issued_at) == ("DPoP", int(self.clock()) - 5)
+
+    @pytest.mark.parametrize("hint", [None, "access_token", "refresh_token"])
+    def test_revoking_an_access_token_leaves_its_refresh_token(self, hint: Any) -> None:
+        store = self.token_store()
+        token, other = self.fresh_token(), self.fresh_token()
+        store.save_token(token)
+        store.save_token(other)
+        store.revoke_token(token.token, hint)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(token.token)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id)
+        assert token.refresh_token is not None
+        assert store.fetch_by_refresh_token(token.refresh_token) == token
+        assert store.fetch_by_token(other.token) == other
+
+    @pytest.mark.parametrize("hint", [None, "refresh_token", "access_token"])
+    def test_revoking_a_refresh_token_revokes_its_access_token(self, hint: Any) -> None:
+        store = self.token_store()
+        token, other = self.fresh_token(), self.fresh_token()
+        store.save_token(token)
+        store.save_token(other)
+        assert token.refresh_token is not None and other.refresh_token is not None
+        store.revoke_token(token.refresh_token, hint)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_refresh_token(token.refresh_token)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(token.token)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id)
+        assert store.fetch_by_token(other.token) == other
+        assert store.fetch_by_refresh_token(other.refresh_token) == other
+
+    def test_revoking_keeps_a_newer_token_of_the_same_user(self) -> None:
+        store = self.token_store()
+        old = self.fresh_token()
+        new = self.fresh_token(client_id=old.client_id, user_id=old.user_id)
+        store.save_token(old)
+        store.save_token(new)
+        assert old.refresh_token is not None
+        store.revoke_token(old.refresh_token)
+        assert store.fetch_existing_token_of_user(old.client_id, old.grant_type, old.user_id) == new
+
+    def test_revoking_an_unknown_or_revoked_token_is_not_an_error(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token()
+        store.save_token(token)
+        assert token.refresh_token is not None
+        store.revoke_token(_secret("unknown"))
+        store.revoke_token(token.refresh_token)
+        store.revoke_token(token.refresh_token)
+        store.revoke_token(token.token, "access_token")
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(token.token)
+
+    def test_revoking_an_expired_token_is_not_an_error(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token()
+        store.save_token(token)
+        self.clock.advance(HOUR)
+        store.revoke_token(token.token)
+        assert token.refresh_token is not None
+        assert store.fetch_by_refresh_token(token.refresh_token) == token
+
+    @pytest.mark.parametrize("awkward", AWKWARD_SECRETS, ids=range(len(AWKWARD_SECRETS)))
+    def test_any_string_can_be_revoked(self, awkward: str) -> None:
+        store = self.token_store()
+        token = self.fresh_token(token=awkward + "-a", refresh_token=awkward + "-r")
+        store.save_token(token)
+        store.revoke_token(awkward + "-r")
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(awkward + "-a")
+
+    def test_an_unknown_token_type_hint_is_refused(self) -> None:
+        store = self.token_store()
+        token = self.fresh_token()
+        store.save_token(token)
+        with pytest.raises((ValueError, TypeError)):  # TypeError: a run-time type checker may refuse it first
+            store.revoke_token(token.token, "id_token")  # type: ignore[arg-type]  # what the check refuses
+        assert store.fetch_by_token(token.token) == token
+
+
 class AuthCodeStoreContract(_Contract):
     """The documented authorization-code contract: ``save_code`` and ``fetch_by_code``."""
 
@@ -520,7 +626,7 @@ class ExtendedAuthCodeStoreContract(AuthCodeStoreContract):
         assert all(losses[code.code] == self.racing_threads - 1 for code in codes), losses
 
 
-class TokenStoreContract(ExtendedAccessTokenStoreContract, ExtendedAuthCodeStoreContract):
+class TokenStoreContract(RevocableAccessTokenStoreContract, ExtendedAuthCodeStoreContract):
     """Every token and code operation, plus: tokens and codes never collide."""
 
     @abc.abstractmethod
@@ -552,6 +658,9 @@ class TokenStoreContract(ExtendedAccessTokenStoreContract, ExtendedAuthCodeStore
         assert store.fetch_by_code(shared) == code
         with pytest.raises(AccessTokenNotFound):
             store.fetch_by_token(shared)
+        store.save_token(token)
+        store.revoke_token(shared)
+        assert store.fetch_by_code(shared) == code
 
 
 class ClientStoreContract(abc.ABC):
@@ -565,6 +674,7 @@ class ClientStoreContract(abc.ABC):
         clients = [
             Client(_secret("client"), _secret("secret"), ["https://a.example/cb"]),
             Client(_secret("client"), "", ["com.example.app:/cb"], authorized_grants=["authorization_code"], authorized_response_types=["code"]),
+            Client(_secret("client"), _secret("secret"), scopes=["read", "write"], token_endpoint_auth_method="client_secret_post"),
         ]
         store = self.make_client_store(clients)
         for client in clients:

@@ -11,6 +11,7 @@ import pytest
 from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.clock import ManualClock
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, RecordTypeError
+from oauth2_store.protocols import TokenTypeHint
 from oauth2_store.testing import TokenStoreContract
 
 
@@ -63,6 +64,14 @@ class DictTokenStore:
         found = self.fetch_by_refresh_token(refresh_token)
         del self.refresh[refresh_token]
         self.tokens.pop(found.token, None)
+
+    def revoke_token(self, token: str, token_type_hint: TokenTypeHint | None = None) -> None:
+        if token_type_hint not in (None, "access_token", "refresh_token"):
+            raise ValueError("unknown token_type_hint")
+        self.tokens.pop(token, None)
+        found = self.refresh.pop(token, None)
+        if found is not None:
+            self.tokens.pop(found.token, None)
 
     def save_code(self, authorization_code: AuthorizationCode) -> None:
         if not isinstance(authorization_code, AuthorizationCode):
@@ -138,6 +147,28 @@ BROKEN_STORES = {
         "    self.fetch_by_refresh_token(refresh_token)\n"
         "    del self.refresh[refresh_token]\n",
         ["test_delete_refresh_token_revokes_the_refresh_and_the_access_token"],
+    ),
+    "revoking_a_refresh_token_keeps_its_access_token": (
+        "def revoke_token(self, token, token_type_hint=None):\n"
+        "    self.tokens.pop(token, None)\n"
+        "    self.refresh.pop(token, None)\n",
+        ["test_revoking_a_refresh_token_revokes_its_access_token"],
+    ),
+    "revocation_trusts_the_hint": (
+        "def revoke_token(self, token, token_type_hint=None):\n"
+        "    if token_type_hint != 'refresh_token':\n"
+        "        self.tokens.pop(token, None)\n"
+        "    else:\n"
+        "        found = self.refresh.pop(token, None)\n"
+        "        if found is not None:\n"
+        "            self.tokens.pop(found.token, None)\n",
+        ["test_revoking_a_refresh_token_revokes_its_access_token", "test_revoking_an_access_token_leaves_its_refresh_token"],
+    ),
+    "revoking_an_unknown_token_fails": (
+        "def revoke_token(self, token, token_type_hint=None):\n"
+        "    self.fetch_by_token(token)\n"
+        "    self.tokens.pop(token)\n",
+        ["test_revoking_an_unknown_or_revoked_token_is_not_an_error"],
     ),
 }
 

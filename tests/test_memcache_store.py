@@ -296,6 +296,9 @@ def test_round_trips_per_operation(memcached: MemcachedServer) -> None:
         assert _requests(lambda: store.fetch_by_refresh_token(two_expiries.refresh_token or "")) == 1
         assert _requests(lambda: store.fetch_existing_token_of_user("client", "authorization_code", "user-1")) == 2  # the user entry, then the token's own key
         assert _requests(lambda: store.delete_refresh_token(two_expiries.refresh_token or "")) == 2
+        store.save_token(two_expiries)
+        assert _requests(lambda: store.revoke_token(two_expiries.refresh_token or "")) == 2  # read the refresh key, delete every key at once
+        assert _requests(lambda: store.revoke_token(two_expiries.token, "access_token")) == 2
         code = AuthorizationCode("client", f"c-{secrets.token_hex(4)}", now + 600, None, [])
         assert _requests(lambda: store.save_code(code)) == 1
         assert _requests(lambda: store.fetch_by_code(code.code)) == 1
@@ -320,6 +323,13 @@ def test_a_value_that_does_not_decode_raises_codec_error(memcached: MemcachedSer
         store.consume_code("planted")
     with pytest.raises(CodecError):
         store.fetch_by_refresh_token("planted")
+    # Revoking through a corrupt refresh record still deletes the token's own keys, and says so.
+    with pytest.raises(CodecError):
+        store.revoke_token("planted")
+    with pytest.raises(AccessTokenNotFound):
+        store.fetch_by_refresh_token("planted")
+    with pytest.raises(AccessTokenNotFound):
+        store.fetch_by_token("planted")
 
 
 OVERSIZED: dict[str, Callable[[int], dict[str, Any]]] = {

@@ -37,6 +37,8 @@ class TestLocalClientStore(ClientStoreContract):
                 client.redirect_uris,
                 authorized_grants=client.authorized_grants,
                 authorized_response_types=client.authorized_response_types,
+                scopes=client.scopes,
+                token_endpoint_auth_method=client.token_endpoint_auth_method,
             )
         return store
 

@@ -17,6 +17,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TextIO
 
+import attrs
+
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError, StoreError, StoreUnavailableError
 from oauth2_store.models import AccessToken, AuthorizationCode
 from oauth2_store.protocols import TokenStoreProtocol
@@ -112,7 +114,13 @@ class _Checker:
         self.store.delete_refresh_token(token.refresh_token)
         _expect_miss(AccessTokenNotFound, lambda: self.store.fetch_by_token(token.token))
         _expect_miss(AccessTokenNotFound, lambda: self.store.fetch_by_refresh_token(token.refresh_token or ""))
-        return "delete_refresh_token revokes the access and the refresh token"
+        revoked = self.token()
+        self.store.save_token(revoked)
+        self.store.revoke_token(revoked.refresh_token or "", "refresh_token")
+        _expect_miss(AccessTokenNotFound, lambda: self.store.fetch_by_token(revoked.token))
+        _expect_miss(AccessTokenNotFound, lambda: self.store.fetch_by_refresh_token(revoked.refresh_token or ""))
+        self.store.revoke_token(revoked.refresh_token or "")  # RFC 7009: revoking it again is not an error
+        return "delete_refresh_token and revoke_token revoke the access and the refresh token"
 
     def long_lived_token(self) -> str:
         token = self.token(lifetime=40 * DAY)
@@ -188,12 +196,10 @@ class _Checker:
         return f"fetch_by_token: median {statistics.median(timings) * 1000:.3f} ms over {samples} calls"
 
     def clean_up(self) -> None:
-        """Delete what the checks wrote so far (what a check already removed is a miss)."""
+        """Delete what the checks wrote so far, user entries included: saving a token expired
+        removes every key it had (a revocation may leave its user entry to expire)."""
         for token in self.tokens:
-            try:
-                self.store.delete_refresh_token(token.refresh_token or "")
-            except AccessTokenNotFound:
-                pass
+            self.store.save_token(attrs.evolve(token, expires_at=0, refresh_expires_at=0))
         for code in self.codes:
             self.store.delete_code(code.code)
         self.tokens.clear()

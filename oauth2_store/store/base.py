@@ -14,7 +14,7 @@ import abc
 
 from oauth2_store.models import AccessToken, AuthorizationCode, Client
 
-__all__ = ["AccessTokenStore", "AuthCodeStore", "ClientStore"]
+__all__ = ["AccessTokenStore", "AuthCodeStore", "ClientStore", "check_token_type_hint"]
 
 
 class AccessTokenStore(abc.ABC):
@@ -73,3 +73,13 @@ class ClientStore(abc.ABC):
             ClientNotFoundError: no client has that identifier.
             StoreUnavailableError: the backend failed.
         """
+
+
+def check_token_type_hint(token_type_hint: object) -> None:
+    """Refuse a ``token_type_hint`` that is not one of RFC 7009's (for ``revoke_token``).
+
+    Raises:
+        ValueError: ``token_type_hint`` is not ``"access_token"``, ``"refresh_token"`` or None.
+    """
+    if token_type_hint is not None and token_type_hint != "access_token" and token_type_hint != "refresh_token":
+        raise ValueError('token_type_hint must be "access_token", "refresh_token" or None')

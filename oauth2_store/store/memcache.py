@@ -29,9 +29,10 @@ from pymemcache.client.rendezvous import RendezvousHash
 
 from oauth2_store.clock import Clock, system_clock
 from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC
-from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, RecordTooLargeError
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError, RecordTooLargeError
 from oauth2_store.models import AccessToken, AuthorizationCode, require_record
-from oauth2_store.store.base import AccessTokenStore, AuthCodeStore
+from oauth2_store.protocols import TokenTypeHint
+from oauth2_store.store.base import AccessTokenStore, AuthCodeStore, check_token_type_hint
 from oauth2_store.store.memcache_clients import MemcacheConnection, connect, safe_pylibmc_client_class
 
 __all__ = ["DEFAULT_PORT", "MemcacheTokenStore", "pymemcache_client"]
@@ -322,6 +323,35 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
                 self._user_key(access_token.client_id, access_token.grant_type, access_token.user_id),
             ]
         )
+
+    def revoke_token(self, token: str, token_type_hint: TokenTypeHint | None = None) -> None:
+        """Revoke ``token``: an access token alone, or a refresh token with its access token
+        (RFC 7009). Unknown tokens are not an error; both kinds are searched whatever the hint.
+
+        Two round trips: a read of the refresh key (to learn its access token), then one delete
+        request naming every key, so a reader sees the access token and its refresh token go
+        together. User entries are left to fail :meth:`fetch_existing_token_of_user`'s check of
+        the token's own key, so a newer token of the same user keeps its entry.
+
+        Raises:
+            ValueError: ``token_type_hint`` is not ``"access_token"``, ``"refresh_token"`` or None.
+            CodecError: the refresh key held a corrupt record; the token's own keys are deleted
+                anyway, but an access token issued with it may still be live.
+            StoreUnavailableError: memcached failed; the token may still be live.
+        """
+        check_token_type_hint(token_type_hint)
+        refresh_key = self._key("r", token)
+        keys = [self._key("t", token), refresh_key]
+        payload = self._connection.get(refresh_key)
+        if payload is not None:
+            try:
+                refreshed = ACCESS_TOKEN_CODEC.decode(payload)
+            except CodecError:  # a corrupt record must not keep the token's own keys alive
+                self._connection.delete_many(keys)
+                raise
+            if refreshed.refresh_token == token:
+                keys.append(self._key("t", refreshed.token))
+        self._connection.delete_many(keys)
 
     def _get_token(self, key: str) -> AccessToken:
         payload = self._connection.get(key)

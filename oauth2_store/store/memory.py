@@ -16,8 +16,9 @@ from typing import Literal
 
 from oauth2_store.clock import Clock, system_clock
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, ClientNotFoundError
-from oauth2_store.models import AccessToken, AuthorizationCode, Client, require_record
-from oauth2_store.store.base import AccessTokenStore, AuthCodeStore, ClientStore
+from oauth2_store.models import AccessToken, AuthorizationCode, Client, TokenEndpointAuthMethod, require_record
+from oauth2_store.protocols import TokenTypeHint
+from oauth2_store.store.base import AccessTokenStore, AuthCodeStore, ClientStore, check_token_type_hint
 
 __all__ = ["LocalClientStore", "LocalTokenStore"]
 
@@ -42,6 +43,8 @@ class LocalClientStore(ClientStore):
         *,
         authorized_grants: Iterable[str] | None = None,
         authorized_response_types: Iterable[str] | None = None,
+        scopes: Iterable[str] | None = None,
+        token_endpoint_auth_method: TokenEndpointAuthMethod | None = None,
     ) -> Client:
         """Register a client app (replacing one with the same identifier) and return it.
 
@@ -51,6 +54,9 @@ class LocalClientStore(ClientStore):
             redirect_uris: The URIs it may redirect to (absolute, no fragment).
             authorized_grants: Grant types it may use; None allows all.
             authorized_response_types: Response types it may request; None allows all.
+            scopes: Scopes it may be granted; None allows any.
+            token_endpoint_auth_method: How it authenticates at the token endpoint; None: ``none``
+                for a public client, ``client_secret_basic`` otherwise.
 
         Raises:
             RecordTypeError, RecordValueError: as :class:`~oauth2_store.Client` does.
@@ -61,6 +67,8 @@ class LocalClientStore(ClientStore):
             redirect_uris,
             authorized_grants=authorized_grants,
             authorized_response_types=authorized_response_types,
+            scopes=scopes,
+            token_endpoint_auth_method=token_endpoint_auth_method,
         )
         with self._lock:
             self._clients[client.identifier] = client
@@ -204,6 +212,24 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             self._forget_latest_of_user(access_token)
             # Revoked tokens leave their expiry entries behind, maybe for weeks (refresh tokens):
             # the heap must shrink with the live set, not only be looked at when it doubles.
+            self._compact_if_stale()
+
+    def revoke_token(self, token: str, token_type_hint: TokenTypeHint | None = None) -> None:
+        """Revoke ``token``: an access token alone, or a refresh token with its access token
+        (RFC 7009). Unknown tokens are not an error; both kinds are searched whatever the hint.
+
+        Raises:
+            ValueError: ``token_type_hint`` is not ``"access_token"``, ``"refresh_token"`` or None.
+        """
+        check_token_type_hint(token_type_hint)
+        with self._lock:
+            revoked = [self._tokens.pop(token, None)]
+            refreshed = self._refresh_tokens.pop(token, None)
+            if refreshed is not None:
+                revoked.append(self._tokens.pop(refreshed.token, None))
+            for access_token in revoked:
+                if access_token is not None:
+                    self._forget_latest_of_user(access_token)
             self._compact_if_stale()
 
     def save_code(self, authorization_code: AuthorizationCode) -> None:
