@@ -288,18 +288,8 @@ def _load_token_v2(parsed: object) -> AccessToken:
 
 
 def _load_token_v1(parsed: object) -> AccessToken:
-    client_id, grant_type, token, expires_at, refresh, refresh_expires_at, user_id, scopes, data = _fields(parsed, 9)
-    return AccessToken(
-        _str(client_id, "client_id"),
-        _str(grant_type, "grant_type"),
-        _str(token, "token"),
-        _data(data),
-        _opt_int(expires_at, "expires_at"),
-        _opt_str(refresh, "refresh_token"),
-        _str_list(scopes, "scopes"),
-        refresh_expires_at=_opt_int(refresh_expires_at, "refresh_expires_at"),
-        user_id=_opt_str(user_id, "user_id"),
-    )
+    """Version 1: version 2's fields without the issue time (unknown) and token type (Bearer)."""
+    return _load_token_v2([*_fields(parsed, 9), None, "Bearer"])
 
 
 def _load_token_legacy(parsed: object) -> AccessToken:
@@ -393,14 +383,9 @@ def _load_client_v2(parsed: object) -> Client:
 
 
 def _load_client_v1(parsed: object) -> Client:
-    identifier, secret, redirect_uris, grants, response_types = _fields(parsed, 5)
-    return Client(
-        _str(identifier, "identifier"),
-        _str(secret, "secret"),
-        _str_list(redirect_uris, "redirect_uris"),
-        authorized_grants=_opt_str_list(grants, "authorized_grants"),
-        authorized_response_types=_opt_str_list(response_types, "authorized_response_types"),
-    )
+    """Version 1: version 2's fields without the scopes (any) and authentication method (the default)."""
+    fields = _fields(parsed, 5)
+    return _load_client_v2([*fields, None, "none" if fields[1] == "" else "client_secret_basic"])
 
 
 def _load_client_legacy(parsed: object) -> Client:
