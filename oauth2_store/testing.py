@@ -98,6 +98,9 @@ class _Contract(abc.ABC):
 
     clock: ManualClock
 
+    #: How many threads race for each code or refresh token in the concurrency tests.
+    racing_threads = 16
+
     def fresh_token(self, **changes: Any) -> AccessToken:
         """An access token for this test: live for an hour, refresh token live for 30 days."""
         now = int(self.clock())
@@ -328,6 +331,15 @@ class ExtendedAccessTokenStoreContract(AccessTokenStoreContract):
         with pytest.raises(AccessTokenNotFound):
             store.delete_refresh_token(token.refresh_token)
 
+    def test_delete_refresh_token_is_exactly_once_under_concurrent_threads(self) -> None:
+        """Of concurrent revocations of one refresh token, one succeeds: a refresh grant that
+        revokes the old token before issuing a new one then issues exactly one."""
+        store = self.token_store()
+        tokens = [self.fresh_token() for _ in range(20)]
+        for token in tokens:
+            store.save_token(token)
+        _assert_exactly_once([token.refresh_token or "" for token in tokens], store.delete_refresh_token, AccessTokenNotFound, self.racing_threads)
+
     def test_existing_token_of_user_is_the_latest_saved(self) -> None:
         store = self.token_store()
         first = self.fresh_token()
@@ -548,9 +560,6 @@ class AuthCodeStoreContract(_Contract):
 class ExtendedAuthCodeStoreContract(AuthCodeStoreContract):
     """The extended authorization-code contract: ``delete_code`` and exactly-once ``consume_code``."""
 
-    #: How many threads race for each code in the concurrency test.
-    racing_threads = 16
-
     @abc.abstractmethod
     def make_store(self, clock: ManualClock) -> ExtendedAuthCodeStoreProtocol:
         """Return the store under test, reading the time from ``clock``."""
@@ -598,32 +607,7 @@ class ExtendedAuthCodeStoreContract(AuthCodeStoreContract):
         codes = [self.fresh_code() for _ in range(20)]
         for code in codes:
             store.save_code(code)
-        wins: Counter[str] = Counter()
-        losses: Counter[str] = Counter()
-        failures: list[BaseException] = []
-        tally = threading.Lock()
-        start = threading.Barrier(self.racing_threads)
-
-        def racer(order: Sequence[AuthorizationCode]) -> None:
-            start.wait()
-            for code in order:
-                try:
-                    won = store.consume_code(code.code)
-                except AuthCodeNotFound:
-                    with tally:
-                        losses[code.code] += 1
-                except BaseException as error:  # reported below, with the racer's failure
-                    failures.append(error)
-                else:
-                    assert won == code
-                    with tally:
-                        wins[code.code] += 1
-
-        orders = [codes[i:] + codes[:i] for i in range(self.racing_threads)]
-        _run_threads([functools.partial(racer, order) for order in orders])
-        assert not failures, failures
-        assert all(wins[code.code] == 1 for code in codes), wins
-        assert all(losses[code.code] == self.racing_threads - 1 for code in codes), losses
+        _assert_exactly_once([code.code for code in codes], store.consume_code, AuthCodeNotFound, self.racing_threads)
 
 
 class TokenStoreContract(RevocableAccessTokenStoreContract, ExtendedAuthCodeStoreContract):
@@ -684,6 +668,36 @@ class ClientStoreContract(abc.ABC):
         store = self.make_client_store([Client(_secret("client"), _secret("secret"))])
         with pytest.raises(ClientNotFoundError):
             store.fetch_by_client_id(_secret("client"))
+
+
+def _assert_exactly_once(keys: Sequence[str], attempt: Callable[[str], object], miss: type[Exception], threads: int) -> None:
+    """Race ``threads`` threads through every key of ``keys`` (each in its own order); assert that
+    for each key ``attempt`` succeeded once and raised ``miss`` for every other thread."""
+    wins: Counter[str] = Counter()
+    losses: Counter[str] = Counter()
+    failures: list[BaseException] = []
+    tally = threading.Lock()
+    start = threading.Barrier(threads)
+
+    def racer(order: Sequence[str]) -> None:
+        start.wait()
+        for key in order:
+            try:
+                attempt(key)
+            except miss:
+                with tally:
+                    losses[key] += 1
+            except BaseException as error:  # reported below, with the racer's failure
+                failures.append(error)
+            else:
+                with tally:
+                    wins[key] += 1
+
+    orders = [list(keys[i:]) + list(keys[:i]) for i in range(threads)]
+    _run_threads([functools.partial(racer, order) for order in orders])
+    assert not failures, failures
+    assert all(wins[key] == 1 for key in keys), "some were won more than once, or never"
+    assert all(losses[key] == threads - 1 for key in keys), "some losers did not get the documented miss"
 
 
 def _run_threads(targets: Sequence[Callable[[], None]]) -> None:

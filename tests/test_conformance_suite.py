@@ -61,8 +61,11 @@ class DictTokenStore:
         return found
 
     def delete_refresh_token(self, refresh_token: str) -> None:
-        found = self.fetch_by_refresh_token(refresh_token)
-        del self.refresh[refresh_token]
+        self.fetch_by_refresh_token(refresh_token)
+        with self.lock:
+            found = self.refresh.pop(refresh_token, None)
+        if found is None:
+            raise AccessTokenNotFound
         self.tokens.pop(found.token, None)
 
     def revoke_token(self, token: str, token_type_hint: TokenTypeHint | None = None) -> None:
@@ -142,10 +145,18 @@ BROKEN_STORES = {
         "    self.codes[authorization_code.code] = authorization_code\n",
         ["test_save_code_refuses_what_is_not_an_authorization_code"],
     ),
+    "refresh_revocation_is_fetch_then_delete": (
+        "def delete_refresh_token(self, refresh_token):\n"
+        "    found = self.fetch_by_refresh_token(refresh_token)\n"
+        "    time.sleep(0.001)  # widens the race window a real network round trip would open\n"
+        "    self.refresh.pop(refresh_token, None)\n"
+        "    self.tokens.pop(found.token, None)\n",
+        ["test_delete_refresh_token_is_exactly_once_under_concurrent_threads"],
+    ),
     "revocation_keeps_the_access_token": (
         "def delete_refresh_token(self, refresh_token):\n"
         "    self.fetch_by_refresh_token(refresh_token)\n"
-        "    del self.refresh[refresh_token]\n",
+        "    self.refresh.pop(refresh_token)\n",
         ["test_delete_refresh_token_revokes_the_refresh_and_the_access_token"],
     ),
     "revoking_a_refresh_token_keeps_its_access_token": (

@@ -308,20 +308,24 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         return access_token
 
     def delete_refresh_token(self, refresh_token: str) -> None:
-        """Revoke ``refresh_token``, its access token and its user entry (two round trips).
+        """Revoke ``refresh_token``, its access token and its user entry (three round trips).
+
+        Exactly once across threads, processes and hosts, as :meth:`consume_code`: the refresh key
+        is read, then deleted, and only the caller whose delete removed it goes on to delete the
+        access token and user entry; every other caller gets AccessTokenNotFound. A refresh grant
+        that revokes the old refresh token before issuing new tokens thus issues them once.
 
         Raises:
-            AccessTokenNotFound: no such refresh token (already revoked, or expired).
+            AccessTokenNotFound: no such refresh token (already revoked, or expired), or another
+                caller revoked it first.
             CodecError: the stored value is not a valid token record.
             StoreUnavailableError: memcached failed; the tokens may still be live.
         """
         access_token = self.fetch_by_refresh_token(refresh_token)
+        if not self._connection.delete(self._key("r", refresh_token)):
+            raise AccessTokenNotFound("no live refresh token matches")
         self._connection.delete_many(
-            [
-                self._key("t", access_token.token),
-                self._key("r", refresh_token),
-                self._user_key(access_token.client_id, access_token.grant_type, access_token.user_id),
-            ]
+            [self._key("t", access_token.token), self._user_key(access_token.client_id, access_token.grant_type, access_token.user_id)]
         )
 
     def revoke_token(self, token: str, token_type_hint: TokenTypeHint | None = None) -> None:
