@@ -14,13 +14,17 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import FrameType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-StartResponse = Callable[..., object]
-WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+if TYPE_CHECKING:  # typeshed's WSGI types (wsgiref.types is Python 3.11+), the ones Flask's wsgi_app has
+    from _typeshed.wsgi import StartResponse as StartResponse, WSGIApplication, WSGIEnvironment as WSGIEnvironment
+
+    WSGIApp = WSGIApplication
+else:
+    StartResponse = WSGIApp = WSGIEnvironment = object
 
 DEMO_WARNING = "DEMO: /authorize approves whoever ?user= names, with no login page"
 
@@ -61,7 +65,7 @@ def never_a_traceback(app: WSGIApp) -> WSGIApp:
     """Wrap ``app`` so that an exception it lets escape is a JSON ``server_error`` (status 500),
     logged by its type only (the message may hold what a request sent)."""
 
-    def guarded(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    def guarded(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         try:
             return list(app(environ, start_response))
         except Exception as error:
