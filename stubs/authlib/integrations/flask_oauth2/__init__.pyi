@@ -1,0 +1,2 @@
+from .authorization_server import AuthorizationServer as AuthorizationServer
+from .resource_protector import ResourceProtector as ResourceProtector

@@ -1,0 +1,19 @@
+from typing import ClassVar
+
+from ..models import AuthorizationCodeMixin, ClientMixin
+from ..requests import OAuth2Request
+from .base import AuthorizationEndpointMixin, BaseGrant, TokenEndpointMixin
+
+class AuthorizationCodeGrant(BaseGrant, AuthorizationEndpointMixin, TokenEndpointMixin):
+    AUTHORIZATION_CODE_LENGTH: ClassVar[int]
+    GRANT_TYPE: ClassVar[str | None]
+    def generate_authorization_code(self) -> str: ...
+    # What a subclass implements (the base raises NotImplementedError).
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None: ...
+    # None (or anything false) is answered invalid_grant.
+    def query_authorization_code(self, code: str, client: ClientMixin) -> AuthorizationCodeMixin | None: ...
+    def delete_authorization_code(self, authorization_code: AuthorizationCodeMixin) -> None: ...
+    # None (or anything false) is answered invalid_grant.
+    def authenticate_user(self, authorization_code: AuthorizationCodeMixin) -> object: ...
+
+def validate_code_authorization_request(grant: AuthorizationCodeGrant) -> str: ...

@@ -1,0 +1,1 @@
+from .introspection import IntrospectionEndpoint as IntrospectionEndpoint
