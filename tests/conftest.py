@@ -101,3 +101,11 @@ def own_memcached() -> Iterator[MemcachedServer]:
     server = MemcachedServer().start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def plain_http_to_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let the client libraries speak plain HTTP, which they refuse otherwise: the example servers
+    listen on 127.0.0.1 only."""
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")

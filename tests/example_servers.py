@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import secrets
 import signal
 import socket
 import subprocess
@@ -18,9 +19,13 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlsplit
 
-from tests.memcached_server import free_port
+import pytest
+
+from tests.memcached_server import MemcachedServer, free_port
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+STORES = ["memory", "memcached"]
+"""The stores every example is tested on: ``params`` of each module's store fixture."""
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 HTTP_TIMEOUT = 10.0
@@ -128,3 +133,13 @@ def running_example(script: Path, arguments: Sequence[str], secrets: Sequence[st
         assert process.returncode == 0, server.stderr
     leaked = [index for index, secret in enumerate(secrets) if secret in server.stderr]
     assert not leaked, f"secrets {leaked} in standard error: {server.stderr}"
+
+
+def store_url_for(request: pytest.FixtureRequest) -> str:
+    """The store URL of a fixture parametrized over STORES: ``memory://``, or the session's
+    memcached under a fresh prefix (so servers of different tests never share records)."""
+    if request.param == "memory":
+        return "memory://"
+    memcached: MemcachedServer = request.getfixturevalue("memcached")
+    return f"memcache://{memcached.address}?prefix=e2e-{secrets.token_hex(6)}"
+

@@ -30,7 +30,7 @@ from oauthlib.oauth2 import BackendApplicationClient
 from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session as RequestsOAuthlibSession
 
-from tests.example_servers import EXAMPLES, HTTP_TIMEOUT, ExampleServer, running_example
+from tests.example_servers import EXAMPLES, HTTP_TIMEOUT, STORES, ExampleServer, running_example, store_url_for
 from tests.memcached_server import MemcachedServer, free_port
 
 EXAMPLE = EXAMPLES / "authlib_server.py"
@@ -170,14 +170,10 @@ def text(token: dict[str, object], field: str) -> str:
     return value
 
 
-@pytest.fixture(scope="module", params=["memory", "memcached"])
+@pytest.fixture(scope="module", params=STORES)
 def server(request: pytest.FixtureRequest) -> Iterator[ExampleServer]:
     """One example server per store for the module: in memory, and on the session's memcached."""
-    url = "memory://"
-    if request.param == "memcached":
-        memcached: MemcachedServer = request.getfixturevalue("memcached")
-        url = f"memcache://{memcached.address}?prefix=authlib-{secrets.token_hex(6)}"
-    with authlib_example(url) as running:
+    with authlib_example(store_url_for(request)) as running:
         yield running
 
 
@@ -186,10 +182,7 @@ def flow(server: ExampleServer) -> Flow:
     return Flow(server.base)
 
 
-@pytest.fixture(autouse=True)
-def _loopback_http(monkeypatch: pytest.MonkeyPatch) -> None:
-    # requests-oauthlib refuses plain HTTP; these servers are on loopback only.
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+pytestmark = pytest.mark.usefixtures("plain_http_to_loopback")
 
 
 def test_authlib_client_code_flow_with_pkce_then_the_api_and_introspection(flow: Flow) -> None:

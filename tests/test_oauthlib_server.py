@@ -29,7 +29,7 @@ from authlib.integrations.requests_client import OAuth2Session as AuthlibSession
 from oauthlib.oauth2 import BackendApplicationClient
 from requests_oauthlib import OAuth2Session as RequestsOAuthlibSession
 
-from tests.example_servers import EXAMPLES, HTTP_TIMEOUT, ExampleServer, running_example
+from tests.example_servers import EXAMPLES, HTTP_TIMEOUT, STORES, ExampleServer, running_example, store_url_for
 from tests.memcached_server import MemcachedServer, free_port
 
 EXAMPLE = EXAMPLES / "oauthlib_server.py"
@@ -49,20 +49,13 @@ def example_server(store_url: str, *, secrets: tuple[str, ...] = ()) -> Iterator
         yield server
 
 
-@pytest.fixture(params=["memory", "memcached"])
+pytestmark = pytest.mark.usefixtures("plain_http_to_loopback")
+
+
+@pytest.fixture(params=STORES)
 def store_url(request: pytest.FixtureRequest) -> str:
     """Each test runs on the in-memory store and on the session's memcached (its own prefix)."""
-    if request.param == "memory":
-        return "memory://"
-    memcached: MemcachedServer = request.getfixturevalue("memcached")
-    return f"memcache://{memcached.address}?prefix=oauthlib-e2e-{secrets.token_hex(6)}"
-
-
-@pytest.fixture(autouse=True)
-def _loopback_http(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Both client libraries refuse plain HTTP; these servers are on loopback only.
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
-    monkeypatch.setenv("AUTHLIB_INSECURE_TRANSPORT", "1")
+    return store_url_for(request)
 
 
 class Flow(Protocol):

@@ -24,7 +24,7 @@ import requests
 from oauthlib.oauth2 import BackendApplicationClient, LegacyApplicationClient
 from requests_oauthlib import OAuth2Session
 
-from tests.example_servers import EXAMPLES, HTTP_TIMEOUT, STOP_TIMEOUT, ExampleServer, running_example
+from tests.example_servers import EXAMPLES, HTTP_TIMEOUT, STOP_TIMEOUT, STORES, ExampleServer, running_example, store_url_for
 from tests.memcached_server import MemcachedServer, free_port
 
 EXAMPLE = EXAMPLES / "python_oauth2_server.py"
@@ -43,19 +43,13 @@ def example_server(store_url: str, *options: str) -> Iterator[ExampleServer]:
         yield server
 
 
-@pytest.fixture(params=["memory", "memcached"])
+pytestmark = pytest.mark.usefixtures("plain_http_to_loopback")
+
+
+@pytest.fixture(params=STORES)
 def store_url(request: pytest.FixtureRequest) -> str:
     """Each test runs on the in-memory store and on the session's memcached (its own prefix)."""
-    if request.param == "memory":
-        return "memory://"
-    memcached: MemcachedServer = request.getfixturevalue("memcached")
-    return f"memcache://{memcached.address}?prefix=e2e-{secrets.token_hex(6)}"
-
-
-@pytest.fixture(autouse=True)
-def _loopback_http(monkeypatch: pytest.MonkeyPatch) -> None:
-    # requests-oauthlib refuses plain HTTP; these servers are on loopback only.
-    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    return store_url_for(request)
 
 
 def _code(base: str) -> str:

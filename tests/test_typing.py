@@ -1,4 +1,4 @@
-"""Static checks run as tests: the stubs match pymemcache, and typeguard really runs when asked."""
+"""Static checks run as tests: the stubs match pymemcache and Authlib, and typeguard really runs when asked."""
 
 from __future__ import annotations
 
@@ -15,13 +15,14 @@ from tests.support import TYPEGUARD_RUN, marked_errors, reported_errors
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_pymemcache_stubs_match_the_installed_library() -> None:
+@pytest.mark.parametrize(("library", "allowlist"), [("pymemcache", "stubtest-allowlist.txt"), ("authlib", "stubtest-allowlist-authlib.txt")])
+def test_the_stubs_match_the_installed_library(library: str, allowlist: str) -> None:
     result = subprocess.run(
         [
-            sys.executable, "-m", "mypy.stubtest", "pymemcache",
+            sys.executable, "-m", "mypy.stubtest", library,
             "--mypy-config-file", str(ROOT / "mypy.ini"),
             "--ignore-missing-stub",
-            "--allowlist", str(ROOT / "stubs" / "stubtest-allowlist.txt"),
+            "--allowlist", str(ROOT / "stubs" / allowlist),
         ],
         cwd=ROOT,
         env={**os.environ, "MYPYPATH": str(ROOT / "stubs")},
