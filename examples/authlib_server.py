@@ -51,7 +51,7 @@ def build_app(store_url: str, clients: Iterable[DemoClient]) -> Flask:
     client_store = LocalClientStore()
     for client in clients:
         client_store.add_client(client.client_id, client.secret, [client.redirect_uri])
-    storage = AuthlibStorage(client_store, open_store(store_url), refresh_token_expires_in=REFRESH_TOKEN_SECONDS, any_secret_method=True)
+    storage = AuthlibStorage(open_store(store_url), client_store, refresh_token_expires_in=REFRESH_TOKEN_SECONDS, any_secret_method=True)
 
     app = Flask(__name__)
     app.config.update(

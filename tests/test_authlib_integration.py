@@ -148,7 +148,7 @@ def setup() -> Setup:
     clients = FlakyClientStore()
     clients.add_client(APP_ID, APP_SECRET, [APP_URI])
     clients.add_client(SPA_ID, "", [SPA_URI])
-    storage = AuthlibStorage(clients, tokens, clock=clock, any_secret_method=True)
+    storage = AuthlibStorage(tokens, clients, clock=clock, any_secret_method=True)
     return Setup(make_app(storage), storage, tokens, clients, clock)
 
 

@@ -4,7 +4,7 @@ What an Authlib authorization server and resource server need from storage, for 
 Authlib integrates with (Flask's ``AuthorizationServer`` and ``ResourceProtector`` from
 ``authlib.integrations.flask_oauth2`` shown; nothing here imports a framework)::
 
-    storage = AuthlibStorage(clients, open_store("memcache://127.0.0.1:11211"))
+    storage = AuthlibStorage(open_store("memcache://127.0.0.1:11211"), clients)
     server = AuthorizationServer(app, query_client=storage.query_client, save_token=storage.save_token)
     storage.register(server)  # code grant + PKCE, rotating refresh, client credentials, RFC 7009, RFC 7662
     require_oauth = ResourceProtector()
@@ -644,8 +644,8 @@ class AuthlibStorage:
     """What an Authlib ``AuthorizationServer`` and ``ResourceProtector`` take, over two stores.
 
     Args:
-        clients: The client store (:meth:`query_client` reads it).
         tokens: The token store: tokens and codes.
+        clients: The client store (:meth:`query_client` reads it).
         clock: Where "now" comes from: tokens' ``issued_at`` and expiry, codes' expiry.
         code_expires_in: Seconds an authorization code lives.
         refresh_token_expires_in: Seconds a refresh token lives; None: until used or revoked.
@@ -659,8 +659,8 @@ class AuthlibStorage:
 
     def __init__(
         self,
-        clients: ClientStoreProtocol,
         tokens: TokenStoreProtocol,
+        clients: ClientStoreProtocol,
         *,
         clock: Clock = system_clock,
         code_expires_in: int = AUTHORIZATION_CODE_SECONDS,

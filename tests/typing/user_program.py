@@ -13,9 +13,11 @@ from oauth2.datatype import AccessToken as PythonOAuth2AccessToken
 from pymemcache.client.base import Client, PooledClient
 
 from oauth2_store import AccessToken, AuthorizationCode, open_store
+from oauth2_store.integrations.authlib import AuthlibStorage, BearerTokenValidator
+from oauth2_store.integrations.oauthlib import StoreRequestValidator
 from oauth2_store.integrations.python_oauth2 import TokenStore
 from oauth2_store.protocols import TokenStoreProtocol
-from oauth2_store.store import LocalTokenStore, MemcacheTokenStore
+from oauth2_store.store import LocalClientStore, LocalTokenStore, MemcacheTokenStore
 from oauth2_store.store.memcache import pymemcache_client
 
 client: PooledClient = PooledClient(("127.0.0.1", 11211), connect_timeout=1.0, timeout=1.0)
@@ -38,3 +40,11 @@ python_oauth2 = TokenStore(local)
 python_oauth2.save_token(PythonOAuth2AccessToken("app", "password", "t2", scopes=["read"], user_id=1))
 issued: PythonOAuth2AccessToken = python_oauth2.fetch_by_token("t2")
 seconds: int = issued.expires_in if issued.expires_at is not None else 0
+
+clients = LocalClientStore()
+clients.add_client("app", "s3cret", ["https://app.example/cb"], scopes=["read"], token_endpoint_auth_method="client_secret_post")
+authlib_storage = AuthlibStorage(local, clients, code_expires_in=300)
+validator: BearerTokenValidator = authlib_storage.bearer_token_validator(realm="api")
+oauthlib_validator = StoreRequestValidator(local, clients, any_secret_method=True)
+local.revoke_token("t0ken", "access_token")
+issued_at: int | None = found.issued_at
