@@ -30,6 +30,7 @@ from collections.abc import Iterable
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import MissingAuthorizationError, UnsupportedTokenTypeError
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
@@ -38,6 +39,7 @@ from oauth2_store.integrations.authlib import AuthlibStorage, AuthlibToken
 from oauth2_store.store import LocalClientStore
 from serving import DemoClient, demo_arguments, serve
 
+REALM = "api"
 ACCESS_TOKEN_SECONDS = 3600
 REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
 
@@ -61,7 +63,7 @@ def build_app(store_url: str, clients: Iterable[DemoClient]) -> Flask:
     server = AuthorizationServer(app, query_client=storage.query_client, save_token=storage.save_token)
     storage.register(server)
     require_oauth = ResourceProtector()
-    require_oauth.register_token_validator(storage.bearer_token_validator())
+    require_oauth.register_token_validator(storage.bearer_token_validator(realm=REALM))
 
     @app.get("/oauth/authorize")
     def authorize() -> Response:
@@ -86,7 +88,10 @@ def build_app(store_url: str, clients: Iterable[DemoClient]) -> Flask:
 
     @app.get("/api/me")
     def me() -> Response:
-        token = require_oauth.acquire_token()  # raises OAuth2Error: 401 invalid_token, 503 ...
+        try:
+            token = require_oauth.acquire_token()  # raises OAuth2Error: 401 invalid_token, 503 ...
+        except (MissingAuthorizationError, UnsupportedTokenTypeError):  # no bearer token at all
+            return no_bearer_token()
         if not isinstance(token, AuthlibToken):  # the only validator registered makes these
             raise TypeError(f"unexpected token {type(token).__name__}")
         return jsonify(user=token.user_id, client_id=token.client_id, scope=token.get_scope())
@@ -106,6 +111,14 @@ def build_app(store_url: str, clients: Iterable[DemoClient]) -> Flask:
         return jsonify(error="server_error", error_description="the server failed; try again later"), 500
 
     return app
+
+
+def no_bearer_token() -> Response:
+    """401 for a request without a bearer token: a challenge without an error code (RFC 6750 §3.1)."""
+    answer = jsonify(error="invalid_token", error_description="a valid bearer token is required")
+    answer.status_code = 401
+    answer.headers["WWW-Authenticate"] = f'Bearer realm="{REALM}"'
+    return answer
 
 
 def answered(response: Response | None) -> Response:

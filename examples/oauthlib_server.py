@@ -31,11 +31,11 @@ from urllib.parse import parse_qs
 from wsgiref.util import request_uri
 
 from oauthlib.common import urldecode
-from oauthlib.oauth2 import OAuth2Error, Server
+from oauthlib.oauth2 import FatalClientError, OAuth2Error, Server
 from oauthlib.oauth2.rfc6749.tokens import random_token_generator
 
 from oauth2_store import open_store
-from oauth2_store.integrations.oauthlib import StoreRequestValidator, access_token_of
+from oauth2_store.integrations.oauthlib import GRANT_TYPES, StoreRequestValidator, access_token_of
 from oauth2_store.store import LocalClientStore
 from serving import DemoClient, StartResponse, WSGIApp, WSGIEnvironment, demo_arguments, serve
 
@@ -61,25 +61,35 @@ def build_server(store_url: str, clients: Iterable[DemoClient]) -> Server:
     validator = StoreRequestValidator(
         open_store(store_url), client_store, refresh_token_expires_in=REFRESH_TOKEN_SECONDS, any_secret_method=True
     )
-    return Server(validator, token_expires_in=ACCESS_TOKEN_SECONDS, refresh_token_generator=random_token_generator)
+    server = Server(validator, token_expires_in=ACCESS_TOKEN_SECONDS, refresh_token_generator=random_token_generator)
+    # Only what the validator serves: without the implicit grant, response_type=token is
+    # unsupported_response_type in the redirect's query (as for Authlib), not in a fragment.
+    for response_type in ("token", "none"):
+        server.response_types.pop(response_type)
+    for grant_type in [name for name in server.grant_types if name not in GRANT_TYPES]:
+        server.grant_types.pop(grant_type)
+    return server
 
 
 def application(server: Server) -> WSGIApp:
     """The WSGI application serving ``server`` at the demo's paths."""
 
     def authorize(uri: str, body: str, headers: dict[str, str]) -> Answer:
-        user = parse_qs(uri.partition("?")[2]).get("user", [""])[0]
-        if not user:
-            server.validate_authorization_request(uri, "GET", None, headers)  # a bad client or redirect URI first
-            return _json(400, {"error": "access_denied", "error_description": "name the user with ?user=NAME (demo)"})
-        answer_headers, answer_body, status = server.create_authorization_response(uri, "GET", None, headers, credentials={"user": user})
+        user = parse_qs(uri.partition("?")[2]).get("user", [""])[0] or None  # DEMO: whoever ?user= names; None is access_denied
+        try:
+            answer_headers, answer_body, status = server.create_authorization_response(uri, "GET", None, headers, credentials={"user": user})
+        except OAuth2Error as error:  # raised once the redirect URI is validated: back to the client (RFC 6749 §4.1.2.1)
+            if isinstance(error, FatalClientError) or not error.redirect_uri:
+                raise  # a bad client or redirect URI: JSON to the user agent, never a redirect
+            return 302, {"Location": error.in_uri(error.redirect_uri)}, ""
         return status, answer_headers, answer_body or ""
 
     def me(uri: str, body: str, headers: dict[str, str]) -> Answer:
         valid, request = server.verify_request(uri, "GET", None, headers, scopes=[])
         access_token = access_token_of(request) if valid else None
         if access_token is None:
-            challenge = 'Bearer realm="api", error="invalid_token"' if "Authorization" in headers else 'Bearer realm="api"'
+            sent_a_bearer_token = headers.get("Authorization", "").lower().startswith("bearer ")
+            challenge = 'Bearer realm="api", error="invalid_token"' if sent_a_bearer_token else 'Bearer realm="api"'  # RFC 6750 §3.1
             status, answer_headers, answer_body = _json(401, {"error": "invalid_token", "error_description": "a valid bearer token is required"})
             return status, {**answer_headers, "WWW-Authenticate": challenge}, answer_body
         return _json(200, {"user": access_token.user_id, "client_id": access_token.client_id, "scope": " ".join(access_token.scopes)})
@@ -104,7 +114,7 @@ def application(server: Server) -> WSGIApp:
         if handler is None:
             status, headers, body = _json(404, {"error": "not_found", "error_description": "no such endpoint"})
         elif environ["REQUEST_METHOD"] != method:
-            status, headers, body = _json(405, {"error": "invalid_request", "error_description": f"use {method}"})
+            status, headers, body = _json(405, {"error": "method_not_allowed", "error_description": f"use {method}"})
         else:
             status, headers, body = _answer(handler, environ)
         encoded = body.encode("utf-8")

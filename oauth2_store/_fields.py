@@ -18,6 +18,9 @@ TIMESTAMP_BOUND = 2**63
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 """RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )."""
 
+PKCE_VALUE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
+"""RFC 7636 §4.1, §4.2: a code verifier or challenge is 43 to 128 unreserved characters."""
+
 
 def plain_str(value: str, field: str) -> str:
     """Return ``value`` as a plain ``str``, refusing lone surrogates (they cannot be stored).
@@ -115,3 +118,14 @@ def scopes(value: object, field: str = "scopes") -> tuple[str, ...]:
         if _SCOPE_TOKEN.fullmatch(scope) is None:
             raise RecordValueError(f"{field}[{index}] is not a valid scope token (RFC 6749 §3.3)")
     return checked
+
+
+def code_challenge(value: str | None) -> str | None:
+    """A PKCE ``code_challenge`` (RFC 7636 §4.2), or None.
+
+    Raises:
+        RecordValueError: not 43 to 128 unreserved characters.
+    """
+    if value is not None and PKCE_VALUE.fullmatch(value) is None:
+        raise RecordValueError("code_challenge must be 43 to 128 unreserved characters (RFC 7636 §4.2)")
+    return value

@@ -22,7 +22,6 @@ from __future__ import annotations
 import hmac
 import hashlib
 import base64
-import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Literal
@@ -45,9 +44,6 @@ TokenEndpointAuthMethod = Literal["client_secret_basic", "client_secret_post", "
 its secret in the form body, or not at all (a public client)."""
 
 _AUTH_METHODS: tuple[TokenEndpointAuthMethod, ...] = ("client_secret_basic", "client_secret_post", "none")
-
-_PKCE_VALUE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
-"""RFC 7636 §4.1/§4.2: code verifiers and challenges are 43 to 128 unreserved characters."""
 
 
 @attrs.frozen(init=False)
@@ -200,8 +196,7 @@ class AuthorizationCode:
         code_challenge_method: CodeChallengeMethod | None = None,
     ) -> None:
         code_challenge = _fields.optional_text(code_challenge, "code_challenge")
-        if code_challenge is not None and _PKCE_VALUE.fullmatch(code_challenge) is None:
-            raise RecordValueError("code_challenge must be 43 to 128 unreserved characters (RFC 7636 §4.2)")
+        code_challenge = _fields.code_challenge(code_challenge)
         if code_challenge_method is not None:
             if code_challenge_method not in ("plain", "S256"):
                 raise RecordValueError('code_challenge_method must be "plain" or "S256"')
@@ -230,7 +225,7 @@ class AuthorizationCode:
         Returns False when the code has no challenge, the verifier is malformed, or it does not
         match. The comparison is constant-time.
         """
-        if self.code_challenge is None or _PKCE_VALUE.fullmatch(code_verifier) is None:
+        if self.code_challenge is None or _fields.PKCE_VALUE.fullmatch(code_verifier) is None:
             return False
         if self.code_challenge_method == "S256":
             digest = hashlib.sha256(code_verifier.encode("ascii")).digest()

@@ -200,7 +200,7 @@ def test_a_code_is_bound_to_its_client_and_redirect_uri(provider: Provider) -> N
     assert provider.redeem(code) == (400, {"error": "invalid_grant"})  # ... is used up all the same
     code = provider.code()
     status, answer = provider.token({"grant_type": "authorization_code", "code": code})  # the authorization request named its URI
-    assert (status, answer["error"]) == (400, "invalid_request")
+    assert (status, answer["error"]) == (400, "invalid_grant")  # RFC 6749 §5.2 (oauthlib alone: invalid_request)
     with pytest.raises(errors.MismatchingRedirectURIError):  # never a redirect to an unregistered URI
         provider.authorize(redirect_uri="https://app.example/other")
     with pytest.raises(errors.InvalidClientIdError):
@@ -245,7 +245,7 @@ def test_clients_authenticate_with_their_method_and_one_method_only(provider: Pr
     status, token = provider.token(basic_app)  # the secret holds ":+/%": form-urlencoded in the header (RFC 6749 §2.3.1)
     assert status == 200 and "refresh_token" not in token
     record = provider.tokens.fetch_by_token(token["access_token"])
-    assert (record.grant_type, record.user_id, record.scopes, record.refresh_token) == ("client_credentials", None, ("read", "write"), None)
+    assert (record.grant_type, record.user_id, record.scopes, record.refresh_token) == ("client_credentials", None, (), None)  # none asked, none granted
     refused = (401, {"error": "invalid_client"})
     assert provider.token(post_app, basic=None) == refused  # APP is registered with client_secret_basic
     assert provider.token({"grant_type": "client_credentials", "client_id": POST_APP, "client_secret": POST_SECRET}, basic=None)[0] == 200
@@ -311,10 +311,11 @@ def test_revocation_revokes_only_the_callers_tokens(provider: Provider) -> None:
     token = provider.issue()
     assert provider.revoke(token["access_token"], basic=(POST_APP, POST_SECRET), client_id=POST_APP) == 401  # basic: not its method
     assert provider.revoke(token["access_token"], basic=(APP, "wrong")) == 401
-    _, _, status = provider.server.create_revocation_response(
-        f"{BASE}/revoke", "POST", urlencode({"token": token["access_token"], "client_id": POST_APP, "client_secret": POST_SECRET}), FORM
-    )
-    assert status == 200 and provider.me(token["access_token"])[0]  # another client's token: answered alike, not revoked
+    with pytest.raises(errors.InvalidGrantError):  # another client's token: refused (RFC 7009 §2.1), raised while revoking
+        provider.server.create_revocation_response(
+            f"{BASE}/revoke", "POST", urlencode({"token": token["access_token"], "client_id": POST_APP, "client_secret": POST_SECRET}), FORM
+        )
+    assert provider.me(token["access_token"])[0]  # and not revoked
     assert provider.revoke("unknown") == 200
     assert provider.revoke(token["access_token"], token_type_hint="refresh_token") == 200  # a wrong hint still finds it
     assert provider.me(token["access_token"]) == (False, None)
@@ -340,8 +341,11 @@ def test_introspection_claims(provider: Provider) -> None:
     assert (status, json.loads(body)["error"]) == (401, "invalid_client")
     machine = provider.token({"grant_type": "client_credentials"})[1]
     assert "sub" not in provider.introspect(machine["access_token"])
-    _, body, _ = provider.server.create_introspect_response(f"{BASE}/introspect", "POST", urlencode({"token": token["access_token"], "client_id": SPA}), FORM)
-    assert json.loads(body) == {"active": False}  # a public client sees only its own tokens
+    with pytest.raises(errors.InvalidClientError):  # a public client cannot authenticate to introspect
+        provider.server.create_introspect_response(f"{BASE}/introspect", "POST", urlencode({"token": token["access_token"], "client_id": SPA}), FORM)
+    form = urlencode({"token": token["access_token"], "client_id": POST_APP, "client_secret": POST_SECRET})
+    _, body, _ = provider.server.create_introspect_response(f"{BASE}/introspect", "POST", form, FORM)
+    assert json.loads(body) == {"active": False}  # another client's token: as if unknown
     assert provider.introspect("unknown") == {"active": False}
     provider.clock.advance(3600)
     assert provider.introspect(token["access_token"]) == {"active": False}
@@ -361,21 +365,42 @@ def test_the_all_in_one_servers_other_grants_are_refused(provider: Provider) -> 
     assert status == 302 and parse_qs(urlsplit(headers["Location"]).fragment)["error"] == ["unauthorized_client"]
 
 
+def test_pkce_is_s256_only_and_refused_back_to_the_client(provider: Provider) -> None:
+    for params in (
+        {"code_challenge": CHALLENGE, "code_challenge_method": "plain"},
+        {"code_challenge": CHALLENGE},  # no method: RFC 7636 reads it as plain
+        {"code_challenge": "too-short", "code_challenge_method": "S256"},
+        {"code_challenge_method": "S256"},
+    ):
+        status, redirect = provider.authorize(**params)
+        assert status == 302 and redirect["error"] == ["invalid_request"] and redirect["state"] == ["st4te"], params
+    assert len(provider.tokens) == 0  # no code was issued
+
+
+def test_a_bearer_token_counts_only_in_the_authorization_header(provider: Provider) -> None:
+    token = provider.issue()
+    assert provider.me(token["access_token"])[0]
+    valid, request = provider.server.verify_request(f"{BASE}/api/me?{urlencode({'access_token': token['access_token']})}", scopes=[])
+    assert not valid and access_token_of(request) is None
+    body = urlencode({"access_token": token["access_token"]})
+    valid, _ = provider.server.verify_request(f"{BASE}/api/me", "POST", body, FORM, scopes=[])
+    assert not valid
+
+
 def test_scopes_are_scope_tokens_the_client_may_have(provider: Provider) -> None:
     for scope in ("admin", 're"ad'):
         status, redirect = provider.authorize(scope=scope)
         assert status == 302 and redirect["error"] == ["invalid_scope"], scope
-    assert provider.tokens.fetch_by_code(provider.code()).scopes == ("read", "write")  # the client's, by default
+    assert provider.tokens.fetch_by_code(provider.code()).scopes == ()  # none asked, none granted (as with Authlib)
     assert provider.tokens.fetch_by_code(provider.code(client_id=POST_APP, scope="anything")).scopes == ("anything",)
 
 
 def test_the_user_is_an_identifier_and_required(provider: Provider) -> None:
-    with pytest.raises(errors.AccessDeniedError):
+    with pytest.raises(errors.AccessDeniedError) as denied:  # raised with the request: the view redirects it
         provider.authorize(user=None)
+    assert denied.value.in_uri(denied.value.redirect_uri or "") == f"{APP_URI}?error=access_denied&error_description=no+user+approved+the+request&state=st4te"
     with pytest.raises(TypeError):
         provider.server.create_authorization_response(f"{BASE}/authorize?{urlencode({'response_type': 'code', 'client_id': APP})}", credentials={"user": 7})
-    with pytest.raises(errors.InvalidRequestFatalError):
-        provider.authorize(code_challenge="too-short", code_challenge_method="S256")
     assert OAuthlibClient(provider.clients.fetch_by_client_id(APP)).client_id == APP
 
 
@@ -396,11 +421,14 @@ def test_a_failing_store_is_an_error_answer_never_invalid(
     assert provider.redeem(code) == (status, {"error": error, "error_description": raised.description})
     assert provider.token({"grant_type": "refresh_token", "refresh_token": token["refresh_token"]})[0] == status
     provider.tokens.failing = {"save_token", "save_code", "fetch_by_token", "fetch_by_refresh_token", "revoke_token"}
+    redirected = errors.TemporarilyUnavailableError if raised is StoreUnavailable else errors.ServerError
+    with pytest.raises(redirected) as at_authorize:  # the redirect URI is validated by then: the view sends it back to the client
+        provider.authorize()
+    assert (at_authorize.value.status_code, at_authorize.value.error, at_authorize.value.redirect_uri) == (status, error, APP_URI)
     # Raised where oauthlib lets an OAuth2Error escape (saving, revoking, verify_request): the
     # view answers it with its status, never a 401 or a redirect.
     for call in (
         lambda: provider.token({"grant_type": "client_credentials"}),
-        lambda: provider.authorize(),
         lambda: provider.me(token["access_token"]),
         lambda: provider.revoke(token["access_token"]),
         lambda: provider.introspect(token["access_token"]),

@@ -14,11 +14,14 @@ Authlib integrates with (Flask's ``AuthorizationServer`` and ``ResourceProtector
 store any :class:`~oauth2_store.protocols.TokenStoreProtocol`. :meth:`AuthlibStorage.register` is
 these five lines, to pick from or to change::
 
-    server.register_grant(storage.authorization_code_grant, [CodeChallenge(required=True)])
+    server.register_grant(storage.authorization_code_grant, [S256CodeChallenge(required=True)])
     server.register_grant(storage.refresh_token_grant)
     server.register_grant(ClientCredentialsGrant)
     server.register_endpoint(storage.revocation_endpoint())
     server.register_endpoint(storage.introspection_endpoint())
+
+and two client authentication methods, ``client_secret_basic`` and ``client_secret_post``, that
+refuse a request sending its secret both ways (:func:`one_secret_method`).
 
 Our records reach Authlib wrapped in its mixins (:class:`AuthlibClient`,
 :class:`AuthlibAuthorizationCode`, :class:`AuthlibToken`), and our errors become its errors
@@ -40,12 +43,21 @@ What this adds to writing the models by hand:
   ``delete_authorization_code`` has nothing left to do. A code looked up once is gone even if the
   request then fails (another client, another redirect URI, a wrong PKCE verifier).
 - **Refresh tokens rotate**: each refresh issues a new refresh token and revokes the old one
-  with its access token, before the new token is issued (exactly one of concurrent refreshes wins
-  on the in-memory store; see :class:`RefreshTokenGrant` for memcached).
+  with its access token, before the new token is issued: of concurrent refreshes with one
+  refresh token, in any number of processes sharing the store, exactly one wins.
 - **Expiry is the store's**: a token or code past its time is never found, so Authlib never sees
   one (Authlib #318: a bearer validator that forgot expiry).
 - Client secrets are compared in constant time, and a public client (empty secret) authenticates
-  only with ``token_endpoint_auth_method`` ``"none"``, never with a secret.
+  only with ``token_endpoint_auth_method`` ``"none"``, never with a secret. A request sending a
+  secret both in the ``Authorization`` header and in the body is refused (RFC 6749 §2.3).
+- PKCE is ``S256`` only (RFC 9700 §2.1.1): ``plain``, or a challenge without a method (which
+  RFC 7636 reads as ``plain``), is ``invalid_request``.
+- A code issued without a redirect URI (the client has one) is redeemed only by a token
+  request naming that URI or none; Authlib alone would accept any.
+- Where Authlib departs from the RFCs, this seam follows them: an unknown client at the
+  authorization endpoint is ``invalid_request`` (RFC 6749 §4.1.2.1 has no ``invalid_client``
+  there), and an unknown ``token_type_hint`` is ignored at revocation and introspection
+  (RFC 7009 §2.1), not ``unsupported_token_type``.
 - At the authorization endpoint, once the client and redirect URI are validated, every error is
   redirected to the client (RFC 6749 §4.1.2.1), a store failure included.
 """
@@ -64,11 +76,10 @@ from oauth2_store.error import (
     NotFoundError,
     RecordError,
     RecordTypeError,
-    RecordValueError,
     StoreError,
     StoreUnavailableError,
 )
-from oauth2_store.models import AccessToken, AuthorizationCode, Client, CodeChallengeMethod
+from oauth2_store.models import AccessToken, AuthorizationCode, Client
 from oauth2_store.protocols import ClientStoreProtocol, TokenStoreProtocol, TokenTypeHint
 
 try:
@@ -76,6 +87,7 @@ try:
         AuthorizationCodeMixin,
         AuthorizationServer,
         ClientMixin,
+        InvalidClientError,
         InvalidGrantError,
         InvalidRequestError,
         OAuth2Error,
@@ -83,6 +95,7 @@ try:
         TokenMixin,
         grants,
     )
+    from authlib.oauth2.rfc6749.authenticate_client import authenticate_client_secret_basic, authenticate_client_secret_post
     from authlib.oauth2.rfc6750 import BearerTokenValidator as _BearerTokenValidator
     from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
     from authlib.oauth2.rfc7636 import CodeChallenge
@@ -104,13 +117,17 @@ __all__ = [
     "IntrospectionEndpoint",
     "RefreshTokenGrant",
     "RevocationEndpoint",
+    "S256CodeChallenge",
     "ServerError",
     "TemporarilyUnavailableError",
+    "one_secret_method",
 ]
 
 log = logging.getLogger(__name__)
 
 _R = TypeVar("_R")
+_ClientAuthentication = Callable[[Callable[[str], ClientMixin | None], OAuth2Request], ClientMixin | None]
+"""An Authlib client authentication method: (query_client, request) -> the client, or None."""
 _T = TypeVar("_T")
 
 AUTHORIZATION_CODE_SECONDS = 600
@@ -354,12 +371,55 @@ class AuthlibToken(TokenMixin):
         return self.record.user_id
 
 
+class S256CodeChallenge(CodeChallenge):
+    """Authlib's PKCE extension (RFC 7636) with ``S256`` as its only method (RFC 9700 §2.1.1).
+
+    ``code_challenge_method=plain``, or a ``code_challenge`` without a method (RFC 7636 §4.3 reads
+    it as ``plain``), is ``invalid_request``, redirected to the client. With ``required=True``
+    (the default) a public client must send a challenge with its authorization request.
+    """
+
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+
+    def validate_code_challenge(self, grant: grants.BaseGrant, redirect_uri: str) -> None:
+        """Authlib's checks; a challenge must name its method, and with ``required`` a public
+        client must send one (Authlib alone asks it for a verifier only at the token endpoint,
+        after a code was issued).
+
+        Raises:
+            InvalidRequestError: a malformed or repeated challenge, a method other than ``S256``,
+                or no challenge from a public client.
+        """
+        super().validate_code_challenge(grant, redirect_uri)
+        data = grant.request.payload.data
+        if data.get("code_challenge") and not data.get("code_challenge_method"):
+            raise InvalidRequestError("Missing 'code_challenge_method': only S256 is supported.")
+        client = grant.request.client
+        if self.required and not data.get("code_challenge") and client is not None and client.check_endpoint_auth_method("none", "token"):
+            raise InvalidRequestError("Missing 'code_challenge': a public client must use PKCE.")
+
+
+def one_secret_method(authenticate: _ClientAuthentication) -> _ClientAuthentication:
+    """Wrap an Authlib client authentication method so that it refuses (returns None) a request
+    that sends a client secret both in an ``Authorization: Basic`` header and in its body: RFC
+    6749 §2.3 allows one method per request. Authlib alone takes whichever it tries first."""
+
+    def only_one(query_client: Callable[[str], ClientMixin | None], request: OAuth2Request) -> ClientMixin | None:
+        scheme = (request.headers.get("Authorization") or "").strip().partition(" ")[0]
+        if scheme.lower() == "basic" and request.form.get("client_secret"):
+            return None
+        return authenticate(query_client, request)
+
+    return only_one
+
+
 class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     """Authlib's authorization-code grant on :attr:`storage`'s token store.
 
     Use :attr:`AuthlibStorage.authorization_code_grant`, this class bound to a storage, or a
     subclass that sets :attr:`storage` (for example to override :meth:`load_user` and return your
-    own user object). Register it with Authlib's ``CodeChallenge`` extension for PKCE.
+    own user object). Register it with :class:`S256CodeChallenge` for PKCE.
 
     Clients authenticate with ``client_secret_basic``, ``client_secret_post`` or, for public
     clients, ``none``. A code lives :attr:`AuthlibStorage.code_expires_in` seconds.
@@ -372,6 +432,19 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def __init__(self, request: OAuth2Request, server: AuthorizationServer) -> None:
         _require_storage(type(self), "authorization_code_grant")
         super().__init__(request, server)
+
+    def validate_authorization_request(self) -> str:
+        """Authlib's validation of the authorization request; return the redirect URI.
+
+        Raises:
+            InvalidRequestError: no ``client_id``, or an unknown one (RFC 6749 §4.1.2.1; Authlib
+                says ``invalid_client``), not redirected; or a bad redirect URI.
+            OAuth2Error: the other errors Authlib raises, redirected once the redirect URI is known.
+        """
+        try:
+            return super().validate_authorization_request()
+        except InvalidClientError as error:
+            raise InvalidRequestError(error.description, state=self.request.payload.state) from None
 
     def create_authorization_response(self, redirect_uri: str, grant_user: object) -> tuple[int, str, list[tuple[str, str]]]:
         """Save a code for ``grant_user`` and redirect to the client with it.
@@ -396,14 +469,18 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Store ``code`` for ``request``'s client, resolved scope, user, redirect URI and PKCE challenge.
 
         Raises:
-            InvalidRequestError: the request holds a value a code cannot keep (a malformed PKCE
-                challenge, when Authlib's ``CodeChallenge`` extension did not refuse it first).
+            InvalidRequestError: the request holds a value a code cannot keep: a malformed PKCE
+                challenge, or one whose method is not ``S256`` (when the grant was registered
+                with Authlib's own ``CodeChallenge``, which lets ``plain`` through).
             ServerError, TemporarilyUnavailableError: the store failed.
         """
         storage = self.storage
         payload = request.payload
         with _oauth2_errors():
             user_id = _user_id(request.user)  # what the server passed as grant_user: not the client's mistake
+        challenge = payload.data.get("code_challenge") or None
+        if (challenge or payload.data.get("code_challenge_method")) and payload.data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("Only the S256 code challenge method is supported.")
         try:
             record = AuthorizationCode(
                 _client_id(request),
@@ -412,8 +489,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
                 payload.redirect_uri,
                 (request.scope or "").split(),
                 user_id=user_id,
-                code_challenge=payload.data.get("code_challenge") or None,
-                code_challenge_method=_challenge_method(payload.data.get("code_challenge_method")),
+                code_challenge=challenge,
+                code_challenge_method="S256" if challenge else None,
             )
         except RecordError:
             raise InvalidRequestError("The authorization request holds a value the server cannot keep.") from None
@@ -424,13 +501,19 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Redeem ``code``: consume it from the store (atomic) and return it if it was issued to ``client``.
 
         None (Authlib answers ``invalid_grant``) for a code that is unknown, expired, already
-        redeemed, or issued to another client; the code is used up in every case but the first.
+        redeemed, or issued to another client, or, for a code issued without a redirect URI, a
+        token request naming a URI other than the client's only one (RFC 6749 §4.1.3; Authlib
+        checks the redirect URI only when the code has one). The code is used up in every case
+        but the first.
 
         Raises:
             ServerError, TemporarilyUnavailableError: the store failed; the code may be used up.
         """
         record = _or_none(self.storage.tokens.consume_code, code)
         if record is None or record.client_id != client.get_client_id():
+            return None
+        named = self.request.payload.redirect_uri
+        if record.redirect_uri is None and named is not None and named != client.get_default_redirect_uri():
             return None
         return AuthlibAuthorizationCode(record)
 
@@ -460,8 +543,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     Authlib's last step before it issues the new token, so a refresh token someone has just used
     is refused there (``invalid_grant``) rather than after a second token was issued.
 
-    On the in-memory store exactly one of concurrent refreshes with one token wins; on memcached
-    the store's revocation is a read then a delete, so two that race within it may both win.
+    Of concurrent refreshes with one refresh token exactly one wins, in any number of processes
+    sharing the store: the store's ``delete_refresh_token`` succeeds for exactly one caller.
     """
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
@@ -564,7 +647,8 @@ class RevocationEndpoint(_RevocationEndpoint):
     Any client may revoke its own tokens: confidential clients authenticate with
     ``client_secret_basic`` or ``client_secret_post``, public ones with ``none``. Revoking an access
     token revokes it alone; revoking a refresh token revokes its access token too. An unknown
-    token is answered 200; a token of another client ``invalid_grant`` (Authlib's), unrevoked.
+    token is answered 200; a token of another client ``invalid_grant`` (RFC 7009 §2.1: the request
+    is refused), unrevoked. An unknown ``token_type_hint`` is ignored (RFC 7009 §2.1).
     """
 
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
@@ -573,6 +657,14 @@ class RevocationEndpoint(_RevocationEndpoint):
         super().__init__(server)
         self.tokens = tokens
         self.clock = clock
+
+    def check_params(self, request: OAuth2Request, client: ClientMixin) -> None:
+        """The request must name a ``token``; any ``token_type_hint`` is only a hint.
+
+        Raises:
+            InvalidRequestError: no ``token``.
+        """
+        _require_token_param(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> AuthlibToken | None:
         """The token ``token_string``, looked up first as ``token_type_hint`` says, then as the other kind.
@@ -603,7 +695,7 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
     Confidential clients authenticate (``client_secret_basic`` or ``client_secret_post``) and may
     introspect their own tokens only: another client's token is ``{"active": false}``, as an
     unknown, expired or revoked one is. Override :meth:`check_permission` for a resource server
-    that introspects every client's tokens.
+    that introspects every client's tokens. An unknown ``token_type_hint`` is ignored.
     """
 
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
@@ -612,6 +704,14 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         super().__init__(server)
         self.tokens = tokens
         self.clock = clock
+
+    def check_params(self, request: OAuth2Request, client: ClientMixin) -> None:
+        """The request must name a ``token``; any ``token_type_hint`` is only a hint.
+
+        Raises:
+            InvalidRequestError: no ``token``.
+        """
+        _require_token_param(request)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> AuthlibToken | None:
         """The token ``token_string``, looked up first as ``token_type_hint`` says, then as the other kind.
@@ -738,10 +838,13 @@ class AuthlibStorage:
         return IntrospectionEndpoint(self.tokens, clock=self.clock)
 
     def register(self, server: AuthorizationServer) -> None:
-        """Register on ``server`` the authorization-code grant with PKCE (``CodeChallenge(required=True)``:
-        public clients must use it), the rotating refresh-token grant, the client-credentials grant,
-        and the revocation and introspection endpoints (see the module documentation)."""
-        server.register_grant(self.authorization_code_grant, [CodeChallenge(required=True)])
+        """Register on ``server`` the authorization-code grant with PKCE (:class:`S256CodeChallenge`,
+        required of public clients), the rotating refresh-token grant, the client-credentials grant,
+        the revocation and introspection endpoints, and the secret methods wrapped in
+        :func:`one_secret_method` (see the module documentation)."""
+        server.register_client_auth_method("client_secret_basic", one_secret_method(authenticate_client_secret_basic))
+        server.register_client_auth_method("client_secret_post", one_secret_method(authenticate_client_secret_post))
+        server.register_grant(self.authorization_code_grant, [S256CodeChallenge(required=True)])
         server.register_grant(self.refresh_token_grant)
         server.register_grant(ClientCredentialsGrant)
         server.register_endpoint(self.revocation_endpoint())
@@ -751,6 +854,11 @@ class AuthlibStorage:
 def _require_storage(grant: type, attribute: str) -> None:
     if not isinstance(getattr(grant, "storage", None), AuthlibStorage):
         raise TypeError(f"{grant.__qualname__} has no storage: register an AuthlibStorage's {attribute}, or a subclass that sets storage")
+
+
+def _require_token_param(request: OAuth2Request) -> None:
+    if not request.form.get("token"):
+        raise InvalidRequestError("Missing 'token' parameter.")
 
 
 def _query_token(tokens: TokenStoreProtocol, token: str, hint: str | None, clock: Clock) -> AuthlibToken | None:
@@ -810,16 +918,6 @@ def _user_id(user: object) -> str | None:
             return user_id
         raise RecordTypeError(f"get_user_id() must return a str or an int, not {type(user_id).__name__}")
     raise RecordTypeError(f"a user must be a user id (str), None or have get_user_id(), not {type(user).__name__}")
-
-
-def _challenge_method(value: str | None) -> CodeChallengeMethod | None:
-    if not value:
-        return None
-    if value == "S256":
-        return "S256"
-    if value == "plain":
-        return "plain"
-    raise RecordValueError("code_challenge_method must be 'S256' or 'plain'")
 
 
 def _optional_str(value: object, field: str) -> str | None:

@@ -3,7 +3,7 @@
 :class:`StoreRequestValidator` is an ``oauthlib.oauth2.RequestValidator`` over a token store and
 a client store; any of oauthlib's pre-configured servers runs on it::
 
-    from oauthlib.oauth2 import OAuth2Error, Server
+    from oauthlib.oauth2 import FatalClientError, OAuth2Error, Server
     from oauth2_store import open_store
     from oauth2_store.integrations.oauthlib import StoreRequestValidator
     from oauth2_store.store import LocalClientStore
@@ -18,8 +18,16 @@ a client store; any of oauthlib's pre-configured servers runs on it::
     except OAuth2Error as error:  # what oauthlib does not answer itself: see below
         headers, body, status = error.headers, error.json, error.status_code
 
-The authorization endpoint's view names the user who approved:
-``server.create_authorization_response(uri, credentials={"user": user_id})``.
+The authorization endpoint's view names the user who approved (None: nobody did, which is
+``access_denied``), and sends back to the client what oauthlib lets escape once the redirect URI
+is validated (RFC 6749 §4.1.2.1: ``access_denied``, a store failure)::
+
+    try:
+        headers, body, status = server.create_authorization_response(uri, credentials={"user": user_id})
+    except OAuth2Error as error:
+        if isinstance(error, FatalClientError) or not error.redirect_uri:
+            raise  # a bad client or redirect URI: answer it to the user agent, never redirect
+        headers, body, status = {"Location": error.in_uri(error.redirect_uri)}, None, 302
 
 What it serves: the authorization-code grant with PKCE (required of public clients), the
 refresh-token grant with rotation, client credentials (confidential clients only), bearer tokens
@@ -36,6 +44,11 @@ authorization endpoint.
   if the token request then fails (a wrong PKCE verifier): a stolen code is not retried.
 - **Refresh tokens rotate.** Each refresh issues a new refresh token and revokes the old one
   together with its access token; a refresh token already used is ``invalid_grant``.
+- **PKCE is S256 only** (RFC 9700 §2.1.1): ``plain``, a challenge without a method (RFC 7636
+  reads it as ``plain``) or a malformed challenge is ``invalid_request``, redirected to the client.
+- **Bearer tokens come from the ``Authorization`` header only**: oauthlib would also take an
+  ``access_token`` query or form parameter, which ends up in logs and browser history (RFC 9700
+  §4.3.2, OAuth 2.1 forbids the query).
 - **Clients authenticate** by ``client_secret_basic`` (the ``Authorization`` header, RFC 6749
   §2.3.1) or ``client_secret_post`` (the form body), with the method their record names, or
   either one with ``any_secret_method=True``; never with both at once. A public client
@@ -48,7 +61,9 @@ authorization endpoint.
   (503 ``temporarily_unavailable``), any other :class:`~oauth2_store.error.StoreError` becomes
   :class:`StoreFailure` (500 ``server_error``). Both subclass oauthlib's ``FatalClientError``,
   so the authorization endpoint never redirects them (a store may fail before the redirect URI
-  is validated). oauthlib's endpoints answer an ``OAuth2Error`` raised while *validating* a request themselves,
+  is validated); :meth:`~StoreRequestValidator.save_authorization_code`, which runs once it is
+  validated, raises oauthlib's redirectable ``TemporarilyUnavailableError`` (503) and
+  ``ServerError`` (500) instead. oauthlib's endpoints answer an ``OAuth2Error`` raised while *validating* a request themselves,
   but let one raised while *saving or revoking* escape (``save_bearer_token``,
   ``save_authorization_code``, ``revoke_token``, ``introspect_token``, and
   ``validate_bearer_token`` in ``verify_request``): the view answers it from ``error.json``,
@@ -76,6 +91,7 @@ from oauth2_store.error import (
     ClientNotFoundError,
     RecordError,
     RecordTypeError,
+    RecordValueError,
     StoreError,
     StoreUnavailableError,
 )
@@ -268,12 +284,27 @@ class StoreRequestValidator(RequestValidator):
         return record is not None and record.allows_scopes(scopes)
 
     def get_default_scopes(self, client_id: str, request: Request, *args: object, **kwargs: object) -> list[str]:
-        """The scopes granted when a request names none: the client's registered scopes, or none."""
-        record = self._identify(client_id, request)
-        return [] if record is None or record.scopes is None else list(record.scopes)
+        """The scopes granted when a request names none: none (as Authlib's seam grants)."""
+        return []
 
     def is_pkce_required(self, client_id: str, request: Request) -> bool:
-        """True for a public client (RFC 7636; OAuth 2.1): it cannot keep a secret, so PKCE binds its code."""
+        """True for a public client (RFC 7636; OAuth 2.1): it cannot keep a secret, so PKCE binds its code.
+
+        At the authorization endpoint it also checks the request's challenge, because this is
+        oauthlib's last hook before it accepts one and it redirects what the hook raises: only
+        ``S256``, and a challenge of 43 to 128 unreserved characters (RFC 7636 §4.2).
+
+        Raises:
+            errors.InvalidRequestError: a ``plain`` or missing method, a malformed or missing challenge.
+        """
+        if request.code_challenge is not None or request.code_challenge_method is not None:
+            if request.code_challenge_method != "S256":
+                raise errors.InvalidRequestError(description="only the S256 code challenge method is supported", request=request)
+            try:
+                if _fields.code_challenge(request.code_challenge) is None:
+                    raise RecordValueError("a code_challenge_method needs a code_challenge")
+            except RecordError:
+                raise errors.InvalidRequestError(description="code_challenge must be 43 to 128 unreserved characters (RFC 7636 §4.2)", request=request) from None
         record = self._identify(client_id, request)
         return record is not None and record.is_public
 
@@ -281,17 +312,22 @@ class StoreRequestValidator(RequestValidator):
         """Store the code for ``request.user`` with the request's scopes, redirect URI and PKCE challenge.
 
         The redirect URI is kept only if the request named one (then the token request must name
-        the same, RFC 6749 §4.1.3).
+        the same, RFC 6749 §4.1.3). oauthlib has validated the client and redirect URI by now,
+        so every error raised here carries the request (``error.redirect_uri``): the view
+        redirects it to the client (see the module documentation).
 
         Raises:
             errors.AccessDeniedError: ``request.user`` is None (nobody approved the request).
-            errors.InvalidRequestFatalError: a malformed ``code_challenge`` (RFC 7636 §4.2).
+            errors.InvalidRequestError: a challenge that is malformed or not ``S256``.
+            errors.TemporarilyUnavailableError: the store could not be reached (status 503).
+            errors.ServerError: the store failed otherwise (status 500).
             RecordTypeError: ``request.user`` is not a str (pass the user's identifier).
         """
         user_id = _user_id(request.user)
         if user_id is None:
-            raise errors.AccessDeniedError(description="no user approved the request")
-        method = request.code_challenge_method if request.code_challenge is not None else None
+            raise errors.AccessDeniedError(description="no user approved the request", request=request)
+        if request.code_challenge is not None and request.code_challenge_method != "S256":
+            raise errors.InvalidRequestError(description="only the S256 code challenge method is supported", request=request)
         try:
             record = AuthorizationCode(
                 client_id,
@@ -301,12 +337,17 @@ class StoreRequestValidator(RequestValidator):
                 request.scopes or (),
                 user_id=user_id,
                 code_challenge=request.code_challenge,
-                code_challenge_method=method,
+                code_challenge_method="S256" if request.code_challenge is not None else None,
             )
         except RecordError:
-            raise errors.InvalidRequestFatalError(description="code_challenge must be 43 to 128 unreserved characters (RFC 7636)") from None
-        with _oauthlib_errors():
-            self.tokens.save_code(record)
+            raise errors.InvalidRequestError(description="the authorization request holds a value the server cannot keep", request=request) from None
+        try:
+            with _oauthlib_errors():
+                self.tokens.save_code(record)
+        except StoreUnavailable:
+            raise errors.TemporarilyUnavailableError(description=StoreUnavailable.description, status_code=503, request=request) from None
+        except StoreFailure:
+            raise errors.ServerError(description=StoreFailure.description, status_code=500, request=request) from None
 
     # -- the token request: authorization code ------------------------------------------------
 
@@ -362,14 +403,22 @@ class StoreRequestValidator(RequestValidator):
 
         If the authorization request named one, the token request must name the same; if it
         named none, the client's default (the only registered one) is the one that counts.
+
+        Raises:
+            errors.InvalidGrantError: the redirect URI does not match: RFC 6749 §5.2's error for
+                it (oauthlib's own answer to False is ``invalid_request``).
         """
         record = _stashed(request, AuthorizationCode, code)
         if record is None:
             return False
         if record.redirect_uri is None:
             client_record = _record(client)
-            return client_record is not None and redirect_uri == client_record.default_redirect_uri
-        return not request.using_default_redirect_uri and redirect_uri == record.redirect_uri
+            matches = client_record is not None and redirect_uri == client_record.default_redirect_uri
+        else:
+            matches = not request.using_default_redirect_uri and redirect_uri == record.redirect_uri
+        if not matches:
+            raise errors.InvalidGrantError(description="the redirect URI is not the authorization request's", request=request)
+        return True
 
     def invalidate_authorization_code(self, client_id: str, code: str, request: Request, *args: object, **kwargs: object) -> None:
         """Nothing to do: :meth:`validate_code` consumed the code atomically before any token was
@@ -464,14 +513,15 @@ class StoreRequestValidator(RequestValidator):
         """Whether ``token`` is a live access token of a registered client with every scope of ``scopes``.
 
         Sets ``request.user``, ``request.scopes`` and ``request.client``, and keeps the record
-        for :func:`access_token_of`. A missing, unknown, expired or revoked token is False; a
-        failing store raises (never False).
+        for :func:`access_token_of`. A missing, unknown, expired or revoked token is False, and
+        so is one not sent in the ``Authorization: Bearer`` header (a query or form
+        ``access_token``); a failing store raises (never False).
 
         Raises:
             StoreUnavailable, StoreFailure: the store failed (oauthlib's ``verify_request`` lets
                 it escape: answer it, it is not a 401).
         """
-        if not token:
+        if not token or token != _bearer_header_token(request):
             return False
         try:
             with _oauthlib_errors():
@@ -489,18 +539,22 @@ class StoreRequestValidator(RequestValidator):
 
     def revoke_token(self, token: str, token_type_hint: str | None, request: Request, *args: object, **kwargs: object) -> None:
         """Revoke ``token`` if it was issued to the requesting client (RFC 7009): an access token
-        alone, a refresh token with its access token.
+        alone, a refresh token with its access token. An unknown token is not an error (200).
 
-        An unknown token, or one of another client, is left as it is and answered alike (200):
-        the answer tells the caller nothing about other clients' tokens.
+        Raises:
+            errors.InvalidGrantError: the token was issued to another client; it is left as it is
+                (RFC 7009 §2.1: the request is refused). oauthlib lets this escape: answer it.
+            StoreUnavailable, StoreFailure: the store failed; the token may still be live.
         """
         hint = _hint(token_type_hint)
         caller = _record(request.client)
         if caller is None:
             return
         found = [record for record, _ in self._find(token, hint, every=True)]
-        if not found or any(record.client_id != caller.identifier for record in found):
+        if not found:
             return
+        if any(record.client_id != caller.identifier for record in found):
+            raise errors.InvalidGrantError(description="the token was not issued to this client", request=request)
         with _oauthlib_errors():
             self.tokens.revoke_token(token, hint)
 
@@ -511,13 +565,22 @@ class StoreRequestValidator(RequestValidator):
 
         Claims: ``scope``, ``client_id``, ``token_type``, ``exp`` and ``iat`` (when known),
         ``sub`` and ``username`` (the user id, when there is one). For a refresh token ``exp``
-        is the refresh token's expiry. A public client may introspect only its own tokens.
+        is the refresh token's expiry. A client introspects its own tokens only: another
+        client's is ``"active": false``, as with Authlib's seam (override for a resource server
+        that introspects every client's tokens).
+
+        Raises:
+            errors.InvalidClientError: the caller is a public client, which cannot authenticate
+                (oauthlib lets this escape: answer it, 401).
+            StoreUnavailable, StoreFailure: the store failed.
         """
         caller = _record(request.client)
         if caller is None:
             return None
+        if caller.is_public:
+            raise errors.InvalidClientError(description="a public client cannot introspect tokens", request=request)
         for record, is_refresh in self._find(token, _hint(token_type_hint), every=False):
-            if caller.is_public and record.client_id != caller.identifier:
+            if record.client_id != caller.identifier:
                 return None
             expires_at = record.refresh_expires_at if is_refresh else record.expires_at
             claims: dict[str, int | str | list[str]] = {
@@ -595,6 +658,12 @@ def _credentials(request: Request) -> tuple[TokenEndpointAuthMethod, str | None,
     if not colon or body_secret is not None or request.client_id not in (None, client_id):
         return "client_secret_basic", None, None  # RFC 6749 §2.3: one method per request
     return "client_secret_basic", client_id, secret
+
+
+def _bearer_header_token(request: Request) -> str | None:
+    """The token of the request's ``Authorization: Bearer`` header (RFC 6750 §2.1), or None."""
+    scheme, _, token = str(request.headers.get("Authorization") or "").strip().partition(" ")
+    return token.strip() or None if scheme.lower() == "bearer" else None
 
 
 def _record(client: object) -> Client | None:
