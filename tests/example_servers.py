@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import queue
+import re
 import secrets
 import signal
 import socket
@@ -21,7 +22,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.memcached_server import MemcachedServer, free_port
+from tests.memcached_server import MemcachedServer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 STORES = ["memory", "memcached"]
@@ -29,6 +30,8 @@ STORES = ["memory", "memcached"]
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
 HTTP_TIMEOUT = 10.0
+LISTENING = re.compile(r"listening on (http://127\.0\.0\.1:[1-9][0-9]*)")
+"""The line an example prints once it accepts requests, with its base URL."""
 
 
 class ExampleServer:
@@ -39,6 +42,12 @@ class ExampleServer:
         self.base = base
         self._stderr = stderr
         self._readers = readers
+        self.secrets: list[str] = []
+        """What must never appear in its standard error: checked when :func:`running_example` ends."""
+
+    def never_logs(self, *values: str) -> None:
+        """Add ``values`` (tokens, codes, verifiers it was sent or issued) to :attr:`secrets`."""
+        self.secrets.extend(value for value in values if value)
 
     @property
     def stderr(self) -> str:
@@ -100,18 +109,18 @@ def _drain(stream: IO[str] | None, put: Callable[[str], object]) -> threading.Th
 
 @contextlib.contextmanager
 def running_example(script: Path, arguments: Sequence[str], secrets: Sequence[str] = ()) -> Iterator[ExampleServer]:
-    """Start an example server with ``arguments`` and ``--port`` (a free one); yield once it prints
-    that it listens; after the block, stop it with SIGTERM (unless the block stopped it) and check
-    that it exited with status 0 and that its standard error holds none of ``secrets``."""
-    port = free_port()
-    command = [sys.executable, str(script), *arguments, "--port", str(port)]
+    """Start an example server with ``arguments`` and ``--port 0``; yield once it prints the port
+    it listens on (the kernel chose it: no race for a free port); after the block, stop it with
+    SIGTERM (unless the block stopped it) and check that it exited with status 0 and that its
+    standard error holds none of ``secrets``."""
+    command = [sys.executable, str(script), *arguments, "--port", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout: queue.Queue[str] = queue.Queue()
     stderr: list[str] = []
-    server = ExampleServer(process, f"http://127.0.0.1:{port}", stderr, [_drain(process.stdout, stdout.put), _drain(process.stderr, stderr.append)])
+    server = ExampleServer(process, "", stderr, [_drain(process.stdout, stdout.put), _drain(process.stderr, stderr.append)])
     deadline = time.monotonic() + START_TIMEOUT
-    line = "-"
-    while not line.startswith("listening on"):
+    listening = None
+    while listening is None:
         try:
             line = stdout.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
@@ -119,7 +128,8 @@ def running_example(script: Path, arguments: Sequence[str], secrets: Sequence[st
         if not line:  # end of output (the process exited) or the deadline passed
             server.kill()
             raise AssertionError(f"the example did not start within {START_TIMEOUT} s: {server.stderr}")
-    assert line.strip() == f"listening on {server.base}"
+        listening = LISTENING.fullmatch(line.strip())
+    server.base = listening.group(1)
     try:
         yield server
     except BaseException:
@@ -131,7 +141,7 @@ def running_example(script: Path, arguments: Sequence[str], secrets: Sequence[st
     else:  # the block stopped it itself
         server.close()
         assert process.returncode == 0, server.stderr
-    leaked = [index for index, secret in enumerate(secrets) if secret in server.stderr]
+    leaked = [index for index, secret in enumerate([*secrets, *server.secrets]) if secret in server.stderr]
     assert not leaked, f"secrets {leaked} in standard error: {server.stderr}"
 
 
