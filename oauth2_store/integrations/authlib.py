@@ -92,6 +92,7 @@ try:
         InvalidRequestError,
         OAuth2Error,
         OAuth2Request,
+        TokenEndpoint,
         TokenMixin,
         grants,
     )
@@ -637,7 +638,32 @@ class BearerTokenValidator(_BearerTokenValidator):
         return None if record is None else AuthlibToken(record, "access_token", self.clock)
 
 
-class RevocationEndpoint(_RevocationEndpoint):
+class _StoredTokenEndpoint(TokenEndpoint):
+    """What the revocation and introspection endpoints share: the token store, and finding a token in it."""
+
+    def __init__(self, tokens: TokenStoreProtocol, *, clock: Clock = system_clock, server: AuthorizationServer | None = None) -> None:
+        super().__init__(server)
+        self.tokens = tokens
+        self.clock = clock
+
+    def check_params(self, request: OAuth2Request, client: ClientMixin) -> None:
+        """The request must name a ``token``; any ``token_type_hint`` is only a hint.
+
+        Raises:
+            InvalidRequestError: no ``token``.
+        """
+        _require_token_param(request)
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> AuthlibToken | None:
+        """The token ``token_string``, looked up first as ``token_type_hint`` says, then as the other kind.
+
+        Raises:
+            ServerError, TemporarilyUnavailableError: the store failed.
+        """
+        return _query_token(self.tokens, token_string, token_type_hint, self.clock)
+
+
+class RevocationEndpoint(_StoredTokenEndpoint, _RevocationEndpoint):
     """Authlib's RFC 7009 revocation endpoint over a token store.
 
     Args:
@@ -653,27 +679,6 @@ class RevocationEndpoint(_RevocationEndpoint):
 
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
-    def __init__(self, tokens: TokenStoreProtocol, *, clock: Clock = system_clock, server: AuthorizationServer | None = None) -> None:
-        super().__init__(server)
-        self.tokens = tokens
-        self.clock = clock
-
-    def check_params(self, request: OAuth2Request, client: ClientMixin) -> None:
-        """The request must name a ``token``; any ``token_type_hint`` is only a hint.
-
-        Raises:
-            InvalidRequestError: no ``token``.
-        """
-        _require_token_param(request)
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> AuthlibToken | None:
-        """The token ``token_string``, looked up first as ``token_type_hint`` says, then as the other kind.
-
-        Raises:
-            ServerError, TemporarilyUnavailableError: the store failed.
-        """
-        return _query_token(self.tokens, token_string, token_type_hint, self.clock)
-
     def revoke_token(self, token: TokenMixin, request: OAuth2Request) -> None:
         """Revoke ``token`` as the kind it was found as.
 
@@ -685,7 +690,7 @@ class RevocationEndpoint(_RevocationEndpoint):
             self.tokens.revoke_token(found.value, found.found_as)
 
 
-class IntrospectionEndpoint(_IntrospectionEndpoint):
+class IntrospectionEndpoint(_StoredTokenEndpoint, _IntrospectionEndpoint):
     """Authlib's RFC 7662 introspection endpoint over a token store.
 
     Args:
@@ -699,27 +704,6 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
     """
 
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
-
-    def __init__(self, tokens: TokenStoreProtocol, *, clock: Clock = system_clock, server: AuthorizationServer | None = None) -> None:
-        super().__init__(server)
-        self.tokens = tokens
-        self.clock = clock
-
-    def check_params(self, request: OAuth2Request, client: ClientMixin) -> None:
-        """The request must name a ``token``; any ``token_type_hint`` is only a hint.
-
-        Raises:
-            InvalidRequestError: no ``token``.
-        """
-        _require_token_param(request)
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> AuthlibToken | None:
-        """The token ``token_string``, looked up first as ``token_type_hint`` says, then as the other kind.
-
-        Raises:
-            ServerError, TemporarilyUnavailableError: the store failed.
-        """
-        return _query_token(self.tokens, token_string, token_type_hint, self.clock)
 
     def check_permission(self, token: TokenMixin, client: ClientMixin, request: OAuth2Request) -> bool:
         """Whether ``client`` may introspect ``token``: only if it was issued to it."""
