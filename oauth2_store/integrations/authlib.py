@@ -383,7 +383,7 @@ class S256CodeChallenge(CodeChallenge):
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
 
-    def validate_code_challenge(self, grant: grants.BaseGrant, redirect_uri: str) -> None:
+    def validate_code_challenge(self, grant: grants.BaseGrant, redirect_uri: object) -> None:
         """Authlib's checks; a challenge must name its method, and with ``required`` a public
         client must send one (Authlib alone asks it for a verifier only at the token endpoint,
         after a code was issued).
