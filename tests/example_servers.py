@@ -6,6 +6,7 @@ Every wait is bounded; output is read by threads so that a chatty server never b
 from __future__ import annotations
 
 import contextlib
+import os
 import queue
 import re
 import secrets
@@ -107,13 +108,30 @@ def _drain(stream: IO[str] | None, put: Callable[[str], object]) -> threading.Th
     return reader
 
 
+_TYPEGUARD_BOOTSTRAP = """
+import os, runpy, sys
+from typeguard import install_import_hook
+install_import_hook("oauth2_store")
+script = sys.argv.pop(1)
+sys.argv[0] = script
+sys.path[0] = os.path.dirname(os.path.abspath(script))  # as when the script is run directly
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def _under_typeguard() -> list[str]:
+    """In the typeguard run (``OAUTH2_STORE_TYPEGUARD=1``), the interpreter arguments that run a
+    script with oauth2_store instrumented, so the servers the tests drive are checked too; else none."""
+    return ["-c", _TYPEGUARD_BOOTSTRAP] if os.environ.get("OAUTH2_STORE_TYPEGUARD") == "1" else []
+
+
 @contextlib.contextmanager
 def running_example(script: Path, arguments: Sequence[str], secrets: Sequence[str] = ()) -> Iterator[ExampleServer]:
     """Start an example server with ``arguments`` and ``--port 0``; yield once it prints the port
     it listens on (the kernel chose it: no race for a free port); after the block, stop it with
     SIGTERM (unless the block stopped it) and check that it exited with status 0 and that its
     standard error holds none of ``secrets``."""
-    command = [sys.executable, str(script), *arguments, "--port", "0"]
+    command = [sys.executable, *_under_typeguard(), str(script), *arguments, "--port", "0"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout: queue.Queue[str] = queue.Queue()
     stderr: list[str] = []
