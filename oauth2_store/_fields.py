@@ -129,3 +129,16 @@ def code_challenge(value: str | None) -> str | None:
     if value is not None and PKCE_VALUE.fullmatch(value) is None:
         raise RecordValueError("code_challenge must be 43 to 128 unreserved characters (RFC 7636 §4.2)")
     return value
+
+
+def grant_id(value: object) -> str:
+    """Check a grant id: 1 to 255 printable ASCII characters without spaces.
+
+    Raises:
+        RecordTypeError: ``value`` is not a str.
+        RecordValueError: ``value`` is empty, longer than 255 characters, or has other characters.
+    """
+    checked = text(value, "grant_id")
+    if len(checked) > 255 or not checked.isascii() or not checked.isprintable() or " " in checked:
+        raise RecordValueError("grant_id must be 1 to 255 printable ASCII characters without spaces")
+    return checked

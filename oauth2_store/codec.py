@@ -251,10 +251,11 @@ def _require(obj: dict[str, object], *names: str) -> None:
         raise CodecError(f"missing field {missing[0]!r}")
 
 
-# Access tokens. Version 2 appends issued_at and token_type to version 1's fields.
+# Access tokens. Version 2 appends issued_at and token_type to version 1's fields, version 3 the
+# grant_id.
 
 
-def _dump_token_v2(token: AccessToken) -> list[object]:
+def _dump_token_v3(token: AccessToken) -> list[object]:
     return [
         token.client_id,
         token.grant_type,
@@ -267,10 +268,17 @@ def _dump_token_v2(token: AccessToken) -> list[object]:
         token.data,
         token.issued_at,
         token.token_type,
+        token.grant_id,
     ]
 
 
-def _load_token_v2(parsed: object) -> AccessToken:
+def _load_token_v3(parsed: object) -> AccessToken:
+    fields = _fields(parsed, 12)
+    return _load_token_v2(fields[:11], _str(fields[11], "grant_id"))
+
+
+def _load_token_v2(parsed: object, grant_id: str | None = None) -> AccessToken:
+    """Version 2: version 3's fields without the grant id (derived from the refresh token or token)."""
     client_id, grant_type, token, expires_at, refresh, refresh_expires_at, user_id, scopes, data, issued_at, token_type = _fields(parsed, 11)
     return AccessToken(
         _str(client_id, "client_id"),
@@ -284,6 +292,7 @@ def _load_token_v2(parsed: object) -> AccessToken:
         user_id=_opt_str(user_id, "user_id"),
         issued_at=_opt_int(issued_at, "issued_at"),
         token_type=_str(token_type, "token_type"),
+        grant_id=grant_id,
     )
 
 
@@ -308,10 +317,10 @@ def _load_token_legacy(parsed: object) -> AccessToken:
     )
 
 
-# Authorization codes.
+# Authorization codes. Version 2 appends the grant_id to version 1's fields.
 
 
-def _dump_code_v1(code: AuthorizationCode) -> list[object]:
+def _dump_code_v2(code: AuthorizationCode) -> list[object]:
     return [
         code.client_id,
         code.code,
@@ -322,10 +331,17 @@ def _dump_code_v1(code: AuthorizationCode) -> list[object]:
         code.user_id,
         code.code_challenge,
         code.code_challenge_method,
+        code.grant_id,
     ]
 
 
-def _load_code_v1(parsed: object) -> AuthorizationCode:
+def _load_code_v2(parsed: object) -> AuthorizationCode:
+    fields = _fields(parsed, 10)
+    return _load_code_v1(fields[:9], _str(fields[9], "grant_id"))
+
+
+def _load_code_v1(parsed: object, grant_id: str | None = None) -> AuthorizationCode:
+    """Version 1: version 2's fields without the grant id (derived from the code)."""
     client_id, code, expires_at, redirect_uri, scopes, data, user_id, challenge, method = _fields(parsed, 9)
     return AuthorizationCode(
         _str(client_id, "client_id"),
@@ -337,6 +353,7 @@ def _load_code_v1(parsed: object) -> AuthorizationCode:
         user_id=_opt_str(user_id, "user_id"),
         code_challenge=_opt_str(challenge, "code_challenge"),
         code_challenge_method=_challenge_method(method),
+        grant_id=grant_id,
     )
 
 
@@ -401,16 +418,21 @@ def _load_client_legacy(parsed: object) -> Client:
 
 
 ACCESS_TOKEN_CODEC: RecordCodec[AccessToken] = RecordCodec(
-    "token", AccessToken, 2, _dump_token_v2, {_LEGACY_VERSION: _load_token_legacy, 1: _load_token_v1, 2: _load_token_v2}
+    "token",
+    AccessToken,
+    3,
+    _dump_token_v3,
+    {_LEGACY_VERSION: _load_token_legacy, 1: _load_token_v1, 2: _load_token_v2, 3: _load_token_v3},
 )
-"""Codec for :class:`~oauth2_store.AccessToken` (kind ``token``; writes version 2, reads 0 to 2).
-Tokens read from versions 0 and 1 have no ``issued_at`` (None) and the ``Bearer`` token type."""
+"""Codec for :class:`~oauth2_store.AccessToken` (kind ``token``; writes version 3, reads 0 to 3).
+Tokens read from versions 0 and 1 have no ``issued_at`` (None) and the ``Bearer`` token type;
+from versions 0 to 2, the grant id derived from the refresh token (or token)."""
 
 AUTH_CODE_CODEC: RecordCodec[AuthorizationCode] = RecordCodec(
-    "code", AuthorizationCode, 1, _dump_code_v1, {_LEGACY_VERSION: _load_code_legacy, 1: _load_code_v1}
+    "code", AuthorizationCode, 2, _dump_code_v2, {_LEGACY_VERSION: _load_code_legacy, 1: _load_code_v1, 2: _load_code_v2}
 )
-"""Codec for :class:`~oauth2_store.AuthorizationCode` (kind ``code``; writes version 1, reads 0 and 1:
-the code record has not changed since version 1)."""
+"""Codec for :class:`~oauth2_store.AuthorizationCode` (kind ``code``; writes version 2, reads 0 to 2;
+codes read from versions 0 and 1 get the grant id derived from the code)."""
 
 CLIENT_CODEC: RecordCodec[Client] = RecordCodec(
     "client", Client, 2, _dump_client_v2, {_LEGACY_VERSION: _load_client_legacy, 1: _load_client_v1, 2: _load_client_v2}

@@ -14,12 +14,15 @@ __all__ = [
     "AccessTokenNotFound",
     "AuthCodeNotFound",
     "ClientNotFoundError",
+    "CodeReplayError",
     "CodecError",
+    "GrantRevokedError",
     "NotFoundError",
     "RecordError",
     "RecordTooLargeError",
     "RecordTypeError",
     "RecordValueError",
+    "RefreshTokenReuseError",
     "StoreError",
     "StoreUnavailableError",
 ]
@@ -39,6 +42,24 @@ class AccessTokenNotFound(NotFoundError):
 
 class AuthCodeNotFound(NotFoundError):
     """No live authorization code matches the code that was asked for (or it was already used)."""
+
+
+class CodeReplayError(AuthCodeNotFound):
+    """A code that was already consumed was presented again (RFC 6749 §4.1.2): it is refused, and
+    the grant issued from it has been revoked. An :class:`AuthCodeNotFound`, so callers that only
+    know "not found" refuse it too."""
+
+
+class RefreshTokenReuseError(AccessTokenNotFound):
+    """A refresh token retired by rotation was presented again (RFC 9700 §4.14.2): it is refused,
+    and its grant has been revoked, the tokens refreshed from it included. An
+    :class:`AccessTokenNotFound`, so callers that only know "not found" refuse it too."""
+
+
+class GrantRevokedError(StoreError):
+    """A record was saved into a grant that has been revoked, or whose state the store cannot
+    confirm (its entry was lost to eviction or a restart): nothing of it is usable. A token
+    endpoint answers ``invalid_grant``."""
 
 
 class ClientNotFoundError(NotFoundError):

@@ -34,7 +34,7 @@ from oauth2_store.error import RecordTypeError, RecordValueError
 from oauth2_store.json_data import EMPTY, FrozenJSON, freeze_data
 from oauth2_store.redaction import fingerprint_repr, redacted_repr
 
-__all__ = ["AccessToken", "AuthorizationCode", "Client", "CodeChallengeMethod", "TokenEndpointAuthMethod"]
+__all__ = ["AccessToken", "AuthorizationCode", "Client", "CodeChallengeMethod", "TokenEndpointAuthMethod", "derive_grant_id"]
 
 CodeChallengeMethod = Literal["plain", "S256"]
 """The PKCE transformations of RFC 7636 §4.2."""
@@ -64,6 +64,10 @@ class AccessToken:
         issued_at: Unix time at which the token was issued (introspection's ``iat``), or None when
             unknown (tokens stored by releases before format version 2).
         token_type: The token type of RFC 6749 §7.1, as the token response named it.
+        grant_id: The grant (one authorization) the token belongs to: pass the code's
+            ``grant_id`` for a token issued from a code, and the old token's for a refreshed one,
+            so that revoking the grant ends them all. None derives it from the refresh token
+            (or, without one, the token): a token issued on its own starts its own grant.
 
     Raises:
         RecordTypeError: a field has the wrong type (for example ``scopes="read"`` or a float
@@ -83,6 +87,7 @@ class AccessToken:
     user_id: str | None
     issued_at: int | None
     token_type: str
+    grant_id: str
 
     def __init__(
         self,
@@ -98,7 +103,9 @@ class AccessToken:
         user_id: str | None = None,
         issued_at: int | None = None,
         token_type: str = "Bearer",
+        grant_id: str | None = None,
     ) -> None:
+        token = _fields.text(token, "token")
         refresh_token = _fields.optional_text(refresh_token, "refresh_token")
         refresh_expires_at = _fields.optional_timestamp(refresh_expires_at, "refresh_expires_at")
         if refresh_expires_at is not None and refresh_token is None:
@@ -106,7 +113,7 @@ class AccessToken:
         self.__attrs_init__(
             _fields.text(client_id, "client_id"),
             _fields.text(grant_type, "grant_type"),
-            _fields.text(token, "token"),
+            token,
             freeze_data(data),
             _fields.optional_timestamp(expires_at, "expires_at"),
             refresh_token,
@@ -115,6 +122,7 @@ class AccessToken:
             _fields.optional_text(user_id, "user_id"),
             _fields.optional_timestamp(issued_at, "issued_at"),
             "Bearer" if token_type == "Bearer" else _fields.text(token_type, "token_type"),
+            (derive_grant_id("token", token) if refresh_token is None else derive_grant_id("refresh_token", refresh_token)) if grant_id is None else _fields.grant_id(grant_id),
         )
 
     def is_expired(self, now: float | None = None) -> bool:
@@ -165,6 +173,8 @@ class AuthorizationCode:
         code_challenge: The PKCE code challenge (RFC 7636), if the client sent one.
         code_challenge_method: ``"plain"`` or ``"S256"``; None with a challenge means ``"plain"``
             (RFC 7636 §4.3). Not allowed without ``code_challenge``.
+        grant_id: The grant the code starts, which every token issued from it joins. None
+            derives it from the code.
 
     Raises:
         RecordTypeError: a field has the wrong type.
@@ -181,6 +191,7 @@ class AuthorizationCode:
     user_id: str | None
     code_challenge: str | None = attrs.field(repr=fingerprint_repr)  # with "plain" it is the verifier
     code_challenge_method: CodeChallengeMethod | None
+    grant_id: str
 
     def __init__(
         self,
@@ -194,7 +205,9 @@ class AuthorizationCode:
         user_id: str | None = None,
         code_challenge: str | None = None,
         code_challenge_method: CodeChallengeMethod | None = None,
+        grant_id: str | None = None,
     ) -> None:
+        code = _fields.text(code, "code")
         code_challenge = _fields.optional_text(code_challenge, "code_challenge")
         code_challenge = _fields.code_challenge(code_challenge)
         if code_challenge_method is not None:
@@ -205,7 +218,7 @@ class AuthorizationCode:
                 raise RecordValueError("code_challenge_method is set but there is no code_challenge")
         self.__attrs_init__(
             _fields.text(client_id, "client_id"),
-            _fields.text(code, "code"),
+            code,
             _fields.timestamp(expires_at, "expires_at"),
             _fields.optional_text(redirect_uri, "redirect_uri"),
             _fields.scopes(scopes),
@@ -213,6 +226,7 @@ class AuthorizationCode:
             _fields.optional_text(user_id, "user_id"),
             code_challenge,
             code_challenge_method,
+            derive_grant_id("code", code) if grant_id is None else _fields.grant_id(grant_id),
         )
 
     def is_expired(self, now: float | None = None) -> bool:
@@ -233,6 +247,15 @@ class AuthorizationCode:
         else:
             expected = code_verifier
         return hmac.compare_digest(expected.encode("ascii"), self.code_challenge.encode("ascii"))
+
+
+def derive_grant_id(kind: Literal["code", "refresh_token", "token"], secret: str) -> str:
+    """The grant id a record gets when none is given: ``g-`` and 32 hex digits of a SHA-256 of
+    ``kind`` and ``secret`` (the code, refresh token or token), so equal records get equal ids, a
+    code and a token with the same string get different ones, and the id reveals nothing usable
+    of the secret."""
+    digest = hashlib.sha256(f"oauth2-store grant\x00{kind}\x00".encode() + secret.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"g-{digest[:32]}"
 
 
 def _redirect_uris(value: object) -> tuple[str, ...]:

@@ -11,7 +11,8 @@ The documented contracts (python-oauth2 v0.4.0) are :class:`AccessTokenStoreProt
 operations of later python-oauth2 releases and the atomic :meth:`consume_code`;
 :class:`RevocableAccessTokenStoreProtocol` adds RFC 7009's ``revoke_token``;
 :class:`TokenStoreProtocol` is the revocable token and extended code contracts, what a full
-authorization server needs.
+authorization server needs; :class:`LifecycleTokenStoreProtocol` adds grants as families (code
+replay and refresh-token reuse revoke them) and revocation by user and by client.
 
 Rules every implementation follows (the conformance suite in :mod:`oauth2_store.testing` checks
 them):
@@ -35,6 +36,7 @@ __all__ = [
     "ClientStoreProtocol",
     "ExtendedAccessTokenStoreProtocol",
     "ExtendedAuthCodeStoreProtocol",
+    "LifecycleTokenStoreProtocol",
     "RevocableAccessTokenStoreProtocol",
     "TokenStoreProtocol",
     "TokenTypeHint",
@@ -178,6 +180,62 @@ class ExtendedAuthCodeStoreProtocol(AuthCodeStoreProtocol, Protocol):
 @runtime_checkable
 class TokenStoreProtocol(RevocableAccessTokenStoreProtocol, ExtendedAuthCodeStoreProtocol, Protocol):
     """Every token and code operation: what an authorization server needs from one store."""
+
+
+@runtime_checkable
+class LifecycleTokenStoreProtocol(TokenStoreProtocol, Protocol):
+    """Every token and code operation, with the token lifecycle of RFC 6749 §4.1.2, RFC 7009 §2.1
+    and RFC 9700 §4.14.2.
+
+    A *grant* is one authorization: the code, the token issued from it and every token refreshed
+    from that, all with the same ``grant_id``. On top of :class:`TokenStoreProtocol`:
+
+    - ``consume_code`` (and ``fetch_by_code``) of a code already consumed raises
+      :class:`~oauth2_store.error.CodeReplayError` and revokes the code's grant. The marker that
+      remembers a consumed code lives until the code's own expiry: an expired or unknown code
+      revokes nothing. Of concurrent consumers, the losers are replays.
+    - ``delete_refresh_token`` *retires* the refresh token (rotation: its access token goes with
+      it, exactly once as before). Presenting a retired refresh token again (to
+      ``fetch_by_refresh_token`` or ``delete_refresh_token``) raises
+      :class:`~oauth2_store.error.RefreshTokenReuseError` and revokes the grant, the tokens
+      refreshed from it included. Of concurrent retirers, the losers are reuse: an attacker
+      racing the client looks the same as a client retrying, so both end the grant.
+    - ``revoke_token`` of a refresh token revokes its grant (RFC 7009 §2.1); of an access token,
+      that token alone.
+    - ``save_token`` and ``save_code`` into a revoked grant raise
+      :class:`~oauth2_store.error.GrantRevokedError` and leave nothing usable.
+    - A code or refresh token whose grant cannot be confirmed live (revoked, or its state lost to
+      eviction or a restart) is refused as not found: failure is never permission.
+
+    Each store documents what ``fetch_by_token`` can let through when its state is lost.
+    """
+
+    def revoke_grant(self, grant_id: str) -> None:
+        """End grant ``grant_id``: its access tokens, refresh tokens and unconsumed code stop
+        working, in every process sharing the store. An unknown grant is not an error.
+
+        Raises:
+            StoreUnavailableError: the backend failed; the grant may still be live.
+        """
+        ...
+
+    def revoke_user(self, user_id: str, client_id: str | None = None) -> None:
+        """End every grant of ``user_id`` (with ``client_id``: of that client only) that exists
+        when this is called, with their tokens and codes. Grants authorized afterwards work.
+
+        Raises:
+            StoreUnavailableError: the backend failed; grants may still be live.
+        """
+        ...
+
+    def revoke_client(self, client_id: str) -> None:
+        """End every grant of ``client_id`` that exists when this is called, with its tokens and
+        unconsumed codes. Grants authorized afterwards work.
+
+        Raises:
+            StoreUnavailableError: the backend failed; grants may still be live.
+        """
+        ...
 
 
 @runtime_checkable

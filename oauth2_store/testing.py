@@ -28,7 +28,9 @@ The contracts, from least to most (requires pytest, which this module imports):
 - :class:`RevocableAccessTokenStoreContract`: the extended token contract and RFC 7009's
   ``revoke_token``;
 - :class:`TokenStoreContract`: the revocable token and extended code contracts, plus the
-  cross-namespace checks.
+  cross-namespace checks;
+- :class:`LifecycleTokenStoreContract`: grants as families, code replay, refresh-token rotation
+  with reuse detection, and revocation by grant, user and client.
 """
 
 from __future__ import annotations
@@ -50,7 +52,14 @@ except ImportError as missing:  # the suite is pytest test classes: say which ex
     raise ImportError("oauth2_store.testing needs pytest: pip install 'oauth2-store[testing]'") from missing
 
 from oauth2_store.clock import ManualClock
-from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, ClientNotFoundError
+from oauth2_store.error import (
+    AccessTokenNotFound,
+    AuthCodeNotFound,
+    ClientNotFoundError,
+    CodeReplayError,
+    GrantRevokedError,
+    RefreshTokenReuseError,
+)
 from oauth2_store.models import AccessToken, AuthorizationCode, Client
 from oauth2_store.protocols import (
     AccessTokenStoreProtocol,
@@ -58,6 +67,7 @@ from oauth2_store.protocols import (
     ClientStoreProtocol,
     ExtendedAccessTokenStoreProtocol,
     ExtendedAuthCodeStoreProtocol,
+    LifecycleTokenStoreProtocol,
     RevocableAccessTokenStoreProtocol,
     TokenStoreProtocol,
 )
@@ -69,6 +79,7 @@ __all__ = [
     "ClientStoreContract",
     "ExtendedAccessTokenStoreContract",
     "ExtendedAuthCodeStoreContract",
+    "LifecycleTokenStoreContract",
     "RevocableAccessTokenStoreContract",
     "TokenStoreContract",
 ]
@@ -645,6 +656,216 @@ class TokenStoreContract(RevocableAccessTokenStoreContract, ExtendedAuthCodeStor
         store.save_token(token)
         store.revoke_token(shared)
         assert store.fetch_by_code(shared) == code
+
+
+class LifecycleTokenStoreContract(TokenStoreContract):
+    """Every token and code operation with the token lifecycle: grants as families, code replay,
+    refresh rotation with reuse detection, revocation by grant, user and client."""
+
+    @abc.abstractmethod
+    def make_store(self, clock: ManualClock) -> LifecycleTokenStoreProtocol:
+        """Return the store under test, reading the time from ``clock``."""
+
+    def store(self) -> LifecycleTokenStoreProtocol:
+        self.clock = ManualClock()
+        return self.make_store(self.clock)
+
+    def issue_from_code(self, store: LifecycleTokenStoreProtocol, **changes: Any) -> tuple[AuthorizationCode, AccessToken]:
+        """Save a code, consume it and save the token issued from it, as a token endpoint does."""
+        code = self.fresh_code(**changes)
+        store.save_code(code)
+        consumed = store.consume_code(code.code)
+        token = self.fresh_token(client_id=code.client_id, user_id=code.user_id, grant_id=consumed.grant_id)
+        store.save_token(token)
+        return code, token
+
+    def refresh(self, store: LifecycleTokenStoreProtocol, old: AccessToken) -> AccessToken:
+        """Rotate ``old``'s refresh token, as a token endpoint does: retire it, save the new token."""
+        assert old.refresh_token is not None
+        store.delete_refresh_token(old.refresh_token)
+        new = self.fresh_token(client_id=old.client_id, user_id=old.user_id, grant_id=old.grant_id)
+        store.save_token(new)
+        return new
+
+    def assert_dead(self, store: LifecycleTokenStoreProtocol, *tokens: AccessToken) -> None:
+        for token in tokens:
+            with pytest.raises(AccessTokenNotFound):
+                store.fetch_by_token(token.token)
+            if token.refresh_token is not None:
+                with pytest.raises(AccessTokenNotFound):
+                    store.fetch_by_refresh_token(token.refresh_token)
+
+    def assert_live(self, store: LifecycleTokenStoreProtocol, *tokens: AccessToken) -> None:
+        for token in tokens:
+            assert store.fetch_by_token(token.token) == token
+            if token.refresh_token is not None:
+                assert store.fetch_by_refresh_token(token.refresh_token) == token
+
+    def test_a_replayed_code_is_refused_and_revokes_the_tokens_issued_from_it(self) -> None:
+        store = self.store()
+        code, token = self.issue_from_code(store)
+        refreshed = self.refresh(store, token)
+        bystander = self.issue_from_code(store, client_id=code.client_id, user_id=code.user_id)[1]
+        with pytest.raises(CodeReplayError):
+            store.consume_code(code.code)
+        self.assert_dead(store, refreshed)
+        self.assert_live(store, bystander)  # another grant of the same client and user
+        with pytest.raises(CodeReplayError):
+            store.fetch_by_code(code.code)
+        with pytest.raises(GrantRevokedError):
+            store.save_token(self.fresh_token(client_id=code.client_id, grant_id=code.grant_id))
+
+    def test_an_unknown_or_expired_code_revokes_nothing(self) -> None:
+        store = self.store()
+        code, token = self.issue_from_code(store)
+        with pytest.raises(AuthCodeNotFound) as unknown:
+            store.consume_code(_secret("code"))
+        assert type(unknown.value) is AuthCodeNotFound
+        self.clock.advance(601)  # past the code's expiry: its consumed marker is gone with it
+        with pytest.raises(AuthCodeNotFound) as expired:
+            store.consume_code(code.code)
+        assert type(expired.value) is AuthCodeNotFound
+        self.assert_live(store, token)
+
+    def test_a_deleted_code_is_no_replay(self) -> None:
+        store = self.store()
+        code = self.fresh_code()
+        store.save_code(code)
+        store.delete_code(code.code)
+        with pytest.raises(AuthCodeNotFound) as deleted:
+            store.consume_code(code.code)
+        assert type(deleted.value) is AuthCodeNotFound
+
+    def test_of_concurrent_consumers_one_wins_and_the_others_are_replays(self) -> None:
+        store = self.store()
+        codes = [self.fresh_code() for _ in range(10)]
+        for code in codes:
+            store.save_code(code)
+        _assert_exactly_once([code.code for code in codes], store.consume_code, CodeReplayError, self.racing_threads)
+        for code in codes:  # the replays revoked each grant: the winner can no longer issue from it
+            with pytest.raises(GrantRevokedError):
+                store.save_token(self.fresh_token(client_id=code.client_id, grant_id=code.grant_id))
+
+    def test_a_refreshed_token_joins_the_grant_and_the_old_refresh_token_is_retired(self) -> None:
+        store = self.store()
+        _, first = self.issue_from_code(store)
+        second = self.refresh(store, first)
+        third = self.refresh(store, second)
+        self.assert_live(store, third)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(second.token)  # retired with its refresh token
+
+    def test_presenting_a_retired_refresh_token_revokes_the_whole_grant(self) -> None:
+        store = self.store()
+        _, first = self.issue_from_code(store)
+        second = self.refresh(store, first)
+        third = self.refresh(store, second)
+        other = self.issue_from_code(store, client_id=first.client_id, user_id=first.user_id)[1]
+        assert first.refresh_token is not None
+        with pytest.raises(RefreshTokenReuseError):
+            store.fetch_by_refresh_token(first.refresh_token)
+        self.assert_dead(store, third)
+        self.assert_live(store, other)
+        with pytest.raises(AccessTokenNotFound):
+            store.delete_refresh_token(third.refresh_token or "")
+        with pytest.raises(GrantRevokedError):
+            store.save_token(self.fresh_token(client_id=first.client_id, grant_id=first.grant_id))
+
+    def test_retiring_a_refresh_token_twice_is_reuse(self) -> None:
+        store = self.store()
+        token = self.fresh_token()
+        store.save_token(token)
+        second = self.refresh(store, token)
+        with pytest.raises(RefreshTokenReuseError):
+            store.delete_refresh_token(token.refresh_token or "")
+        self.assert_dead(store, second)
+
+    def test_a_retired_refresh_token_is_remembered_until_it_would_have_expired(self) -> None:
+        store = self.store()
+        token = self.fresh_token(refresh_expires_at=int(self.clock()) + 100)
+        store.save_token(token)
+        second = self.refresh(store, token)
+        self.clock.advance(101)
+        with pytest.raises(AccessTokenNotFound) as expired:
+            store.fetch_by_refresh_token(token.refresh_token or "")
+        assert type(expired.value) is AccessTokenNotFound
+        self.assert_live(store, second)
+
+    def test_of_concurrent_refreshes_one_wins_and_the_others_are_reuse(self) -> None:
+        store = self.store()
+        tokens = [self.fresh_token() for _ in range(10)]
+        for token in tokens:
+            store.save_token(token)
+        _assert_exactly_once([token.refresh_token or "" for token in tokens], store.delete_refresh_token, RefreshTokenReuseError, self.racing_threads)
+        for token in tokens:
+            with pytest.raises(GrantRevokedError):
+                store.save_token(self.fresh_token(client_id=token.client_id, grant_id=token.grant_id))
+
+    def test_revoking_a_refresh_token_revokes_its_grant(self) -> None:
+        store = self.store()
+        _, first = self.issue_from_code(store)
+        second = self.refresh(store, first)
+        sibling = self.fresh_token(client_id=first.client_id, grant_id=first.grant_id, refresh_token=None, refresh_expires_at=None)
+        store.save_token(sibling)
+        store.revoke_token(second.refresh_token or "", "refresh_token")
+        self.assert_dead(store, second, sibling)
+
+    def test_revoke_grant_ends_its_tokens_and_code_and_nothing_else(self) -> None:
+        store = self.store()
+        _, token = self.issue_from_code(store)
+        code = self.fresh_code(client_id=token.client_id, grant_id=token.grant_id)
+        store.save_code(code)
+        other = self.issue_from_code(store, client_id=token.client_id, user_id=token.user_id)[1]
+        store.revoke_grant(token.grant_id)
+        self.assert_dead(store, token)
+        with pytest.raises(AuthCodeNotFound):
+            store.consume_code(code.code)
+        self.assert_live(store, other)
+        store.revoke_grant(_secret("grant"))  # unknown: not an error
+
+    def test_revoke_user_ends_every_grant_of_the_user_and_only_those(self) -> None:
+        store = self.store()
+        user, client, other_client = _secret("user"), _secret("client"), _secret("client")
+        first = self.issue_from_code(store, client_id=client, user_id=user)[1]
+        second = self.refresh(store, self.issue_from_code(store, client_id=other_client, user_id=user)[1])
+        pending = self.fresh_code(client_id=client, user_id=user)
+        store.save_code(pending)
+        someone_else = self.issue_from_code(store, client_id=client)[1]
+        store.revoke_user(user)
+        self.assert_dead(store, first, second)
+        with pytest.raises(AuthCodeNotFound):
+            store.consume_code(pending.code)
+        self.assert_live(store, someone_else)
+        after = self.issue_from_code(store, client_id=client, user_id=user)[1]  # a new login works
+        self.assert_live(store, after)
+        store.revoke_user(_secret("user"))  # unknown: not an error
+
+    def test_revoke_user_for_one_client_leaves_the_users_other_clients(self) -> None:
+        store = self.store()
+        user, client, other_client = _secret("user"), _secret("client"), _secret("client")
+        mine = self.issue_from_code(store, client_id=client, user_id=user)[1]
+        theirs = self.issue_from_code(store, client_id=other_client, user_id=user)[1]
+        store.revoke_user(user, client)
+        self.assert_dead(store, mine)
+        self.assert_live(store, theirs)
+
+    def test_revoke_client_ends_its_tokens_and_unconsumed_codes(self) -> None:
+        store = self.store()
+        client = _secret("client")
+        tokens = [self.issue_from_code(store, client_id=client)[1] for _ in range(3)]
+        direct = self.fresh_token(client_id=client, grant_type="client_credentials", user_id=None, refresh_token=None, refresh_expires_at=None)
+        store.save_token(direct)
+        pending = self.fresh_code(client_id=client)
+        store.save_code(pending)
+        other = self.issue_from_code(store)[1]
+        store.revoke_client(client)
+        self.assert_dead(store, *tokens, direct)
+        with pytest.raises(AuthCodeNotFound):
+            store.consume_code(pending.code)
+        self.assert_live(store, other)
+        after = self.issue_from_code(store, client_id=client)[1]  # the client (a new secret) works again
+        self.assert_live(store, after)
+        store.revoke_client(_secret("client"))  # unknown: not an error
 
 
 class ClientStoreContract(abc.ABC):

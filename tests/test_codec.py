@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from oauth2_store import AccessToken, AuthorizationCode, Client
 from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC, CLIENT_CODEC, RecordCodec
 from oauth2_store.error import CodecError, RecordValueError
+from oauth2_store.models import derive_grant_id
 from tests.strategies import access_tokens, authorization_codes, clients
 from tests.support import Figures, Scale
 
@@ -52,8 +53,8 @@ def test_decode_inverts_encode(pair: tuple[RecordCodec[Any], Any]) -> None:
 
 def test_payload_names_kind_and_version_then_holds_compact_json() -> None:
     payload = ACCESS_TOKEN_CODEC.encode(TYPICAL_TOKEN)
-    assert payload.startswith(b"token:2:[")
-    assert json.loads(payload[len(b"token:2:") :]) == [
+    assert payload.startswith(b"token:3:[")
+    assert json.loads(payload[len(b"token:3:") :]) == [
         "client-id",
         "authorization_code",
         TYPICAL_TOKEN.token,
@@ -65,8 +66,9 @@ def test_payload_names_kind_and_version_then_holds_compact_json() -> None:
         {"key": "value"},
         1_699_996_400,
         "Bearer",
+        TYPICAL_TOKEN.grant_id,
     ]
-    assert AUTH_CODE_CODEC.encode(AuthorizationCode("c", "x", 1, None, [])).startswith(b"code:1:")
+    assert AUTH_CODE_CODEC.encode(AuthorizationCode("c", "x", 1, None, [], grant_id="g-1")) == b'code:2:["c","x",1,null,[],{},null,null,null,"g-1"]'
     client = Client("c", "s", scopes=["read"], token_endpoint_auth_method="client_secret_post")
     assert CLIENT_CODEC.encode(client) == b'client:2:["c","s",[],null,null,["read"],"client_secret_post"]'
 
@@ -83,7 +85,18 @@ def test_reads_version_1_payloads_stored_by_the_previous_release() -> None:
     public = CLIENT_CODEC.decode(b'client:1:["spa","",[],null,null]')
     assert (public.scopes, public.token_endpoint_auth_method) == (None, "none")
     # Written back, an old record takes the current version.
-    assert ACCESS_TOKEN_CODEC.encode(token).startswith(b"token:2:") and CLIENT_CODEC.encode(public).startswith(b"client:2:")
+    assert ACCESS_TOKEN_CODEC.encode(token).startswith(b"token:3:") and CLIENT_CODEC.encode(public).startswith(b"client:2:")
+
+
+def test_records_of_earlier_versions_get_the_grant_id_derived_from_their_secret() -> None:
+    """Tokens and codes written before grants existed each start their own grant, named after the
+    refresh token (or token) and the code, so a grant revocation and a replay still find them."""
+    token = ACCESS_TOKEN_CODEC.decode(b'token:2:["c","authorization_code","tok",null,"ref",null,null,[],{},null,"Bearer"]')
+    assert token.grant_id == derive_grant_id("refresh_token", "ref") != derive_grant_id("token", "tok")
+    code = AUTH_CODE_CODEC.decode(b'code:1:["c","cod",1,null,[],{},null,null,null]')
+    assert code.grant_id == derive_grant_id("code", "cod")
+    explicit = attrs.evolve(token, grant_id="g-explicit")
+    assert ACCESS_TOKEN_CODEC.decode(ACCESS_TOKEN_CODEC.encode(explicit)).grant_id == "g-explicit"
 
 
 def test_typical_token_is_at_most_70_percent_of_python_oauth2_bytes() -> None:
@@ -112,7 +125,7 @@ def test_non_ascii_text_is_stored_as_utf8_not_escapes() -> None:
         (ACCESS_TOKEN_CODEC, b"token:01:[]", "no valid header"),
         (ACCESS_TOKEN_CODEC, b"code:1:[]", "holds a 'code' record"),
         (AUTH_CODE_CODEC, b"token:1:[]", "holds a 'token' record"),
-        (ACCESS_TOKEN_CODEC, b"token:3:[]", "unknown format version 3"),
+        (ACCESS_TOKEN_CODEC, b"token:4:[]", "unknown format version 4"),
         (ACCESS_TOKEN_CODEC, b"token:2:[]", "expected 11 fields, got 0"),
         (ACCESS_TOKEN_CODEC, b'token:2:["c","g","t",null,null,null,null,[],{},null,""]', "token_type must not be empty"),
         (ACCESS_TOKEN_CODEC, b'token:2:["c","g","t",null,null,null,null,[],{},-1,"Bearer"]', "issued_at must be between"),
@@ -185,7 +198,7 @@ def test_reads_python_oauth2_redis_token_json() -> None:
     ).encode()
     assert ACCESS_TOKEN_CODEC.decode(legacy) == attrs.evolve(TYPICAL_TOKEN, issued_at=None)
     # Reading an old record and writing it back upgrades it to the current version.
-    assert ACCESS_TOKEN_CODEC.encode(ACCESS_TOKEN_CODEC.decode(legacy)).startswith(b"token:2:")
+    assert ACCESS_TOKEN_CODEC.encode(ACCESS_TOKEN_CODEC.decode(legacy)).startswith(b"token:3:")
 
 
 def test_reads_python_oauth2_json_with_integer_user_ids_and_missing_optional_fields() -> None:
@@ -206,26 +219,26 @@ def test_reads_python_oauth2_json_with_integer_user_ids_and_missing_optional_fie
 
 
 def test_a_codec_keeps_reading_the_versions_it_wrote_before() -> None:
-    """The mechanism a format change uses: write version 3, keep version 2's loader registered."""
-    v2 = ACCESS_TOKEN_CODEC
-    record_from_v2: Callable[[object], AccessToken] = lambda parsed: v2.decode(b"token:2:" + json.dumps(parsed).encode())
+    """The mechanism a format change uses: write version 4, keep version 3's loader registered."""
+    v3 = ACCESS_TOKEN_CODEC
+    record_from_v3: Callable[[object], AccessToken] = lambda parsed: v3.decode(b"token:3:" + json.dumps(parsed).encode())
 
-    def dump_v3(token: AccessToken) -> list[object]:
+    def dump_v4(token: AccessToken) -> list[object]:
         return [{"client": token.client_id, "grant": token.grant_type, "token": token.token}]
 
-    def load_v3(parsed: object) -> AccessToken:
+    def load_v4(parsed: object) -> AccessToken:
         assert isinstance(parsed, list) and isinstance(parsed[0], dict)
         return AccessToken(parsed[0]["client"], parsed[0]["grant"], parsed[0]["token"])
 
-    v3 = RecordCodec("token", AccessToken, 3, dump_v3, {2: record_from_v2, 3: load_v3})
+    v4 = RecordCodec("token", AccessToken, 4, dump_v4, {3: record_from_v3, 4: load_v4})
     simple = AccessToken("c", "password", "t")
-    assert v3.encode(simple).startswith(b"token:3:")
-    assert v3.decode(v3.encode(simple)) == simple
-    assert v3.decode(v2.encode(TYPICAL_TOKEN)) == TYPICAL_TOKEN
-    with pytest.raises(CodecError, match="unknown format version 3"):
-        v2.decode(v3.encode(simple))
+    assert v4.encode(simple).startswith(b"token:4:")
+    assert v4.decode(v4.encode(simple)) == simple
+    assert v4.decode(v3.encode(TYPICAL_TOKEN)) == TYPICAL_TOKEN
+    with pytest.raises(CodecError, match="unknown format version 4"):
+        v3.decode(v4.encode(simple))
     with pytest.raises(CodecError, match="unknown format version 0"):
-        v3.decode(b'{"client_id":"c"}')
+        v4.decode(b'{"client_id":"c"}')
 
 
 def test_a_codec_must_read_what_it_writes() -> None:

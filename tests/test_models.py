@@ -53,8 +53,8 @@ def make_code(**changes: Any) -> AuthorizationCode:
 
 # The positional parameters as the v0.4.0 documentation lists them, then our keyword-only additions.
 DOCUMENTED = [
-    (AccessToken, ["client_id", "grant_type", "token", "data", "expires_at", "refresh_token", "scopes"], ["refresh_expires_at", "user_id", "issued_at", "token_type"]),
-    (AuthorizationCode, ["client_id", "code", "expires_at", "redirect_uri", "scopes", "data"], ["user_id", "code_challenge", "code_challenge_method"]),
+    (AccessToken, ["client_id", "grant_type", "token", "data", "expires_at", "refresh_token", "scopes"], ["refresh_expires_at", "user_id", "issued_at", "token_type", "grant_id"]),
+    (AuthorizationCode, ["client_id", "code", "expires_at", "redirect_uri", "scopes", "data"], ["user_id", "code_challenge", "code_challenge_method", "grant_id"]),
     (Client, ["identifier", "secret", "redirect_uris"], ["authorized_grants", "authorized_response_types", "scopes", "token_endpoint_auth_method"]),
 ]
 
