@@ -16,7 +16,7 @@ from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
 from pymemcache.client.retrying import RetryingClient
 
-from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, StoreUnavailableError
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodeReplayError, StoreUnavailableError
 from oauth2_store.store.memcache import MemcacheTokenStore, pymemcache_client
 from tests.memcache_faults import (
     GIVE_UP,
@@ -157,14 +157,15 @@ def test_pylibmc_writes_alone_reach_a_restarted_server_after_the_retry_timeout(b
 
 
 class LosingProxy:
-    """A loopback proxy in front of memcached that loses the reply to the first delete it relays
-    (the server did delete): a fault no healthy server produces, made on a real connection."""
+    """A loopback proxy in front of memcached that loses the reply to the first ``command`` it
+    relays (the server did run it): a fault no healthy server produces, made on a real connection."""
 
-    def __init__(self, server: MemcachedServer) -> None:
+    def __init__(self, server: MemcachedServer, command: bytes = b"delete ") -> None:
         self.server = server
+        self.command = command
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
-        self.lose_next_delete = True
+        self.lose_next = True
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
@@ -183,8 +184,8 @@ class LosingProxy:
                 ends = (b"END\r\n",) if request.startswith(b"get") else (b"\r\n",)
                 while not reply.endswith(ends):
                     reply += upstream.recv(65536)
-                if request.startswith(b"delete ") and self.lose_next_delete:
-                    self.lose_next_delete = False
+                if request.startswith(self.command) and self.lose_next:
+                    self.lose_next = False
                     return  # the connection drops with the reply
                 client.sendall(reply)
 
@@ -192,15 +193,32 @@ class LosingProxy:
         self.listener.close()
 
 
-def test_a_lost_delete_reply_is_an_error_not_a_used_code_even_through_retrying_client() -> None:
+def test_a_lost_reply_to_the_consumed_marker_is_an_error_not_a_used_code_even_through_retrying_client() -> None:
     server = MemcachedServer().start()
-    proxy = LosingProxy(server)
+    proxy = LosingProxy(server, b"add lost:k:")  # the consumed marker's add, not the grant's
     store = MemcacheTokenStore(mc=RetryingClient(Client(("127.0.0.1", proxy.port), timeout=1), attempts=3), prefix="lost")
     try:
         code = make_code()
         store.save_code(code)
-        # Retrying the delete would answer NOT_FOUND and read as "already used": nobody would win.
+        # Retrying the add would answer NOT_STORED and read as a replay: the caller would be told
+        # the code was used by someone else, and the grant revoked.
         with pytest.raises(StoreUnavailableError):
+            store.consume_code(code.code)
+    finally:
+        store.close()
+        proxy.close()
+        server.stop()
+
+
+def test_a_lost_reply_to_the_code_delete_still_hands_the_code_out_once() -> None:
+    server = MemcachedServer().start()
+    proxy = LosingProxy(server, b"delete ")
+    store = MemcacheTokenStore(mc=RetryingClient(Client(("127.0.0.1", proxy.port), timeout=1), attempts=3), prefix="lost")
+    try:
+        code = make_code()
+        store.save_code(code)
+        assert store.consume_code(code.code) == code  # the marker decided: this caller won
+        with pytest.raises(CodeReplayError):
             store.consume_code(code.code)
     finally:
         store.close()
@@ -218,8 +236,19 @@ def test_a_failed_save_leaves_no_part_of_the_token_on_the_other_servers() -> Non
         user = next(u for u in (f"user-{i}" for i in range(1000)) if ring.hasher.get_node(store._user_key("client", "password", u)) == servers[1].address)
         token = next(
             t
-            for t in (make_token(user_id=user) for _ in range(1000))
-            if servers[1].address not in (ring.hasher.get_node(store._key("t", t.token)), ring.hasher.get_node(store._key("r", t.refresh_token or "")))
+            for t in (make_token(user_id=user) for _ in range(5000))
+            # Every other key its save and reads touch (grant entry, epochs, retired marker) elsewhere too.
+            if servers[1].address
+            not in [
+                ring.hasher.get_node(key)
+                for key in [
+                    store._key("t", t.token),
+                    store._key("r", t.refresh_token or ""),
+                    store._key("x", t.refresh_token or ""),
+                    store._grant_key(t.grant_id),
+                    *store._epoch_keys(t.client_id, t.user_id),
+                ]
+            ]
         )
         servers[1].kill()
         with pytest.raises(StoreUnavailableError):

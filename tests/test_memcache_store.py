@@ -21,7 +21,7 @@ from oauth2_store.codec import ACCESS_TOKEN_CODEC
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError, RecordTooLargeError, StoreUnavailableError
 from oauth2_store.store import AccessTokenStore, AuthCodeStore
 from oauth2_store.store.memcache import MAX_VALUE_SIZE, MemcacheTokenStore
-from oauth2_store.testing import TokenStoreContract
+from oauth2_store.testing import LifecycleTokenStoreContract
 from tests.memcache_backends import BACKENDS, Backend, _host_port
 from tests.memcached_server import MemcachedServer
 from tests.support import TYPEGUARD_RUN
@@ -38,7 +38,7 @@ def addresses(backend: Backend, memcached: MemcachedServer, memcached_trio: list
     return [memcached.address] if backend.servers == 1 else [server.address for server in memcached_trio]
 
 
-class TestMemcacheTokenStore(TokenStoreContract):
+class TestMemcacheTokenStore(LifecycleTokenStoreContract):
     """The whole conformance suite, once per client set-up."""
 
     racing_threads = 8
@@ -112,6 +112,14 @@ def test_keys_follow_the_documented_layout_and_never_hold_a_secret(memcached: Me
             _expected_key(prefix, "r", token.refresh_token),
             _expected_key(prefix, "c", code.code),
             _expected_key(prefix, "u", "6:client18:authorization_code6:user-1"),
+            # The lifecycle's: both grants, the owners' epochs and indexes.
+            _expected_key(prefix, "g", token.grant_id),
+            _expected_key(prefix, "g", code.grant_id),
+            _expected_key(prefix, "e", "c:client"),
+            _expected_key(prefix, "e", "u:user-1"),
+            _expected_key(prefix, "e", "uc:6:user-1client"),
+            _expected_key(prefix, "i", "c:client"),
+            _expected_key(prefix, "i", "u:user-1"),
         ]
     )
     for key in ours:
@@ -184,7 +192,7 @@ def test_keys_use_the_prefix_text_that_was_checked_whatever_its_str_subclass_doe
     finally:
         store.close()
     keys = own_memcached.keys()
-    assert keys and all(re.fullmatch(r"checked:[tru]:[0-9a-f]{64}", key) for key in keys)
+    assert keys and all(re.fullmatch(r"checked:[trucgkxei]:[0-9a-f]{64}", key) for key in keys)
     assert own_memcached.stats()["cmd_flush"] == "0"
 
 
@@ -243,7 +251,10 @@ def test_expired_parts_are_not_written(memcached: MemcachedServer, store: Memcac
     store.save_token(token)
     store.save_code(AuthorizationCode("client", "old-code", now - 1, None, []))
     assert token.refresh_token is not None
-    assert sorted(key for key in memcached.keys() if key.startswith(store._prefix + ":")) == [_expected_key(store._prefix, "r", token.refresh_token)]
+    # The live refresh token joins its grant; the expired code starts none.
+    lifecycle = [("g", token.grant_id), ("e", "c:client"), ("e", "u:user-1"), ("e", "uc:6:user-1client"), ("i", "c:client"), ("i", "u:user-1")]
+    expected = [_expected_key(store._prefix, "r", token.refresh_token)] + [_expected_key(store._prefix, kind, name) for kind, name in lifecycle]
+    assert sorted(key for key in memcached.keys() if key.startswith(store._prefix + ":")) == sorted(expected)
 
 
 def test_reads_check_expiry_whatever_memcached_still_holds(memcached: MemcachedServer) -> None:
@@ -285,24 +296,30 @@ def test_round_trips_per_operation(memcached: MemcachedServer) -> None:
         now = int(time.time())
         with pytest.raises(AuthCodeNotFound):
             store.fetch_by_code("connect first")
-        same_expiry = _token(now, expires_at=now + 3600, refresh_expires_at=now + 3600)
-        two_expiries = _token(now)
-        no_refresh = _token(now, refresh_token=None, refresh_expires_at=None)
-        assert _requests(lambda: store.save_token(same_expiry)) == 1
-        assert _requests(lambda: store.save_token(two_expiries)) == 2
-        assert _requests(lambda: store.save_token(no_refresh)) == 1
-        assert two_expiries.refresh_token is not None
-        assert _requests(lambda: store.fetch_by_token(two_expiries.token)) == 1
-        assert _requests(lambda: store.fetch_by_refresh_token(two_expiries.refresh_token or "")) == 1
+        # A grant's first record: the epochs read (three created: a new client and user), the
+        # entry added, both owner indexes appended to (and created), the record written.
+        first = AuthorizationCode("client", f"c-{secrets.token_hex(4)}", now + 600, None, [], user_id="user-1")
+        assert _requests(lambda: store.save_code(first)) == 10
+        code = AuthorizationCode("client", f"c-{secrets.token_hex(4)}", now + 600, None, [], user_id="user-1")
+        assert _requests(lambda: store.save_code(code)) == 5  # epochs read, entry added, two index appends, the code
+        assert _requests(lambda: store.fetch_by_code(code.code)) == 2  # the code with its marker, then the grant
+        assert _requests(lambda: store.consume_code(code.code)) == 4  # those two, the marker's add, the delete
+        # Into an existing grant: the member appended, a write per expiry, the grant re-checked, the entry touched.
+        two_expiries = _token(now, grant_id=code.grant_id)
+        assert _requests(lambda: store.save_token(two_expiries)) == 5
+        same_expiry = _token(now, expires_at=now + 3600, refresh_expires_at=now + 3600, grant_id=code.grant_id)
+        assert _requests(lambda: store.save_token(same_expiry)) == 4
+        assert _requests(lambda: store.fetch_by_token(two_expiries.token)) == 1  # the resource server's path
+        assert _requests(lambda: store.fetch_by_refresh_token(two_expiries.refresh_token or "")) == 2  # with its marker, then the grant
         assert _requests(lambda: store.fetch_existing_token_of_user("client", "authorization_code", "user-1")) == 2  # the user entry, then the token's own key
-        assert _requests(lambda: store.delete_refresh_token(two_expiries.refresh_token or "")) == 3  # read, delete the refresh key, then the rest
-        store.save_token(two_expiries)
-        assert _requests(lambda: store.revoke_token(two_expiries.refresh_token or "")) == 2  # read the refresh key, delete every key at once
-        assert _requests(lambda: store.revoke_token(two_expiries.token, "access_token")) == 2
-        code = AuthorizationCode("client", f"c-{secrets.token_hex(4)}", now + 600, None, [])
-        assert _requests(lambda: store.save_code(code)) == 1
-        assert _requests(lambda: store.fetch_by_code(code.code)) == 1
-        assert _requests(lambda: store.consume_code(code.code)) == 2
+        assert _requests(lambda: store.delete_refresh_token(two_expiries.refresh_token or "")) == 4  # the fetch, the marker's add, one delete
+        # A grant of its own (the password grant's): the append misses, then as a first record.
+        no_refresh = _token(now, refresh_token=None, refresh_expires_at=None)
+        assert _requests(lambda: store.save_token(no_refresh)) == 7
+        assert _requests(lambda: store.revoke_token(no_refresh.token, "access_token")) == 2  # read the refresh key, delete every key at once
+        assert _requests(lambda: store.revoke_token(same_expiry.refresh_token or "")) == 5  # and the grant: prepend, read, delete its tokens
+        assert _requests(lambda: store.revoke_user("user-1")) == 4  # a new epoch, the index, its grants, their tokens
+        assert _requests(lambda: store.revoke_client("client")) == 4
         assert _requests(lambda: store.delete_code(code.code)) == 1
     finally:
         store.close()

@@ -277,7 +277,7 @@ HOSTILE_STRINGS: tuple[str, ...] = tuple(dict.fromkeys(AWKWARD_SECRETS + (
 LONE_SURROGATES = ("\ud800", "tok\udcff", "\r\nflush_all\r\n\udfff")
 """Lookup strings no record can hold."""
 
-KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,100}:[trcu]:[0-9a-f]{64}")
+KEY = re.compile(r"[A-Za-z0-9_.:\-]{1,100}:[trcugkxei]:[0-9a-f]{64}")
 
 
 @pytest.fixture(scope="module")
@@ -305,15 +305,27 @@ def test_hostile_keys_never_reach_memcached_as_commands_nor_touch_other_records(
         canary_store.save_code(canary_code)
         for client in raw:
             client.set("canary", b"raw canary")  # the key a hostile "delete canary" would hit
+        seen = {key for server in servers for key in server.keys()}
+        allowed: set[str] = set()
         for hostile in HOSTILE_STRINGS:
             token = AccessToken(hostile, hostile, hostile, {hostile: hostile}, now + 3600, hostile + "r", ["read"], user_id=hostile)
             code = AuthorizationCode(hostile, hostile, now + 600, None, ["read"], {hostile: hostile}, user_id=hostile)
-            before = {key for server in servers for key in server.keys()}
             store.save_token(token)
             store.save_code(code)
             # Read while the hostile record is stored: the loop deletes it again below.
-            written = {key for server in servers for key in server.keys()} - before
-            assert len(written) == 4, written  # token, refresh token, user and code: nothing else
+            present = {key for server in servers for key in server.keys()}
+            # A listing can lag a key just written: what is new to us, of this store's (the
+            # canaries' keys are checked below).
+            written = {key for key in present - seen if key.startswith(store._prefix + ":")}
+            seen |= present
+            records = {store._key("t", hostile), store._key("r", hostile + "r"), store._user_key(hostile, hostile, hostile), store._key("c", hostile)}
+            lifecycle = {store._grant_key(token.grant_id), store._grant_key(code.grant_id), *store._epoch_keys(hostile, hostile)}
+            lifecycle |= {store._key("i", f"c:{hostile}"), store._key("i", f"u:{hostile}")}
+            # The consumed and retired markers below (a listing may show them only now).
+            markers = {store._key("k", hostile), store._key("x", hostile + "r")}
+            allowed |= records | lifecycle | markers
+            # The token, refresh token, user entry and code, their grants, epochs, indexes and markers: nothing else.
+            assert records <= present and written <= allowed, sorted(written - allowed)
             keys_seen += len(written)
             assert all(KEY.fullmatch(key) for key in written), written
             assert not any(hostile in key for key in written if len(hostile) > 3)

@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TextIO
 
-import attrs
 
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError, StoreError, StoreUnavailableError
 from oauth2_store.models import AccessToken, AuthorizationCode
@@ -196,14 +195,33 @@ class _Checker:
         return f"fetch_by_token: median {statistics.median(timings) * 1000:.3f} ms over {samples} calls"
 
     def clean_up(self) -> None:
-        """Delete what the checks wrote so far, user entries included: saving a token expired
-        removes every key it had (a revocation may leave its user entry to expire)."""
+        """Delete what the checks wrote so far: tokens revoked with their grants, codes deleted,
+        and on memcached every grant entry, marker, epoch, index and user entry they made."""
         for token in self.tokens:
-            self.store.save_token(attrs.evolve(token, expires_at=0, refresh_expires_at=0))
+            self.store.revoke_token(token.token)
+            if token.refresh_token is not None:
+                self.store.revoke_token(token.refresh_token)  # and the check's grant with it
+        if isinstance(self.store, MemcacheTokenStore):
+            self.store._connection.delete_many(_lifecycle_keys(self.store, self.tokens, self.codes))
         for code in self.codes:
             self.store.delete_code(code.code)
         self.tokens.clear()
         self.codes.clear()
+
+
+def _lifecycle_keys(store: MemcacheTokenStore, tokens: list[AccessToken], codes: list[AuthorizationCode]) -> list[str]:
+    """The memcached keys the lifecycle wrote for these records, besides the records' own."""
+    keys: list[str] = []
+    for token in tokens:
+        keys += [store._grant_key(token.grant_id), store._user_key(token.client_id, token.grant_type, token.user_id)]
+        keys += store._epoch_keys(token.client_id, token.user_id)
+        keys += [store._key("i", f"c:{token.client_id}")] + ([store._key("i", f"u:{token.user_id}")] if token.user_id else [])
+        if token.refresh_token is not None:
+            keys.append(store._key("x", token.refresh_token))
+    for code in codes:
+        keys += [store._grant_key(code.grant_id), store._key("k", code.code), *store._epoch_keys(code.client_id, code.user_id)]
+        keys += [store._key("i", f"c:{code.client_id}")]
+    return list(dict.fromkeys(keys))
 
 
 def run_checks(url: str, out: TextIO) -> bool:

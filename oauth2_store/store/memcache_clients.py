@@ -1,8 +1,8 @@
 """One typed seam in front of every memcached client library the memcache store accepts.
 
-:class:`MemcacheConnection` is all the store needs: get, set_many, delete, delete_many, with str
-keys and bytes values, each call one round trip per server involved, each write waiting for the
-server's reply. :func:`connect` wraps a client object of pymemcache (``Client``,
+:class:`MemcacheConnection` is all the store needs: get, get_many, set_many, add, append,
+prepend, touch, delete, delete_many, with str keys and bytes values, each call one round trip per
+server involved, each write waiting for the server's reply. :func:`connect` wraps a client object of pymemcache (``Client``,
 ``PooledClient``, ``HashClient``, ``RetryingClient``), pylibmc or python-memcached in the adapter
 for its library. Everything that differs between the libraries is handled here and nowhere else:
 
@@ -17,8 +17,10 @@ for its library. Everything that differs between the libraries is handled here a
   second read raises); with the binary protocol it retries a failed server on reads only, so after a
   failure a write or delete first reads its keys. Clients that retry or eject servers in ways that
   lose a result are refused or bypassed:
-  ``ignore_exc``, pylibmc's ``auto_eject``, and ``RetryingClient`` for deletes (a retried delete
-  of a code whose first reply was lost answers NOT_FOUND: the code would be used by nobody).
+  ``ignore_exc``, pylibmc's ``auto_eject``, and ``RetryingClient`` for deletes and conditional
+  writes (a retried delete of a code whose first reply was lost answers NOT_FOUND: the code would
+  be used by nobody; a retried ``add`` of a consumed-code marker answers NOT_STORED: the winner
+  would read as a replay).
 - **Values.** Only bytes are written and read. A client that would unpickle what it reads (a
   pymemcache serde, python-memcached's and pylibmc's built-in pickle support) could be made to run
   code by whoever can write to the cache, so the adapters refuse such clients or switch the
@@ -71,12 +73,57 @@ class MemcacheConnection(Protocol):
         """
         ...
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """Return the values of those of ``keys`` that exist (one request per server).
+
+        Raises:
+            StoreUnavailableError: a server failed.
+            CodecError: a value is not bytes.
+        """
+        ...
+
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
         """Store every value with the memcached expiration ``expire``.
 
         Raises:
             StoreUnavailableError: a server failed or did not store every value.
             RecordTooLargeError: the server refused a value as too large.
+        """
+        ...
+
+    def add(self, key: str, value: bytes, expire: int) -> bool:
+        """Store ``value`` only if ``key`` does not exist; True if this call stored it.
+
+        Raises:
+            StoreUnavailableError: the server failed.
+            RecordTooLargeError: the server refused the value as too large.
+        """
+        ...
+
+    def append(self, key: str, value: bytes) -> bool:
+        """Append ``value`` to the existing value of ``key`` (its expiration unchanged); False if
+        ``key`` does not exist.
+
+        Raises:
+            StoreUnavailableError: the server failed.
+            RecordTooLargeError: the value would grow too large for the server.
+        """
+        ...
+
+    def prepend(self, key: str, value: bytes) -> bool:
+        """Put ``value`` before the existing value of ``key``; False if ``key`` does not exist.
+
+        Raises:
+            StoreUnavailableError: the server failed.
+            RecordTooLargeError: the value would grow too large for the server.
+        """
+        ...
+
+    def touch(self, key: str, expire: int) -> bool:
+        """Set the memcached expiration of ``key`` to ``expire``; False if it does not exist.
+
+        Raises:
+            StoreUnavailableError: the server failed.
         """
         ...
 
@@ -140,6 +187,15 @@ def _bytes_or_none(value: object) -> bytes | None:
     raise CodecError(f"memcached returned a {type(value).__name__}, not bytes: the value was not written by oauth2-store")
 
 
+def _bytes_values(found: Mapping[str, object]) -> dict[str, bytes]:
+    values: dict[str, bytes] = {}
+    for key, value in found.items():
+        checked = _bytes_or_none(value)
+        if checked is not None:
+            values[key] = checked
+    return values
+
+
 def _server_name(server: object) -> str:
     if isinstance(server, tuple) and len(server) == 2:
         return f"{server[0]}:{server[1]}"
@@ -153,7 +209,12 @@ class _PymemcacheOps(Protocol):
     """The calls made on a pymemcache client (Client, PooledClient, or RetryingClient of one)."""
 
     def get(self, key: str) -> object: ...
+    def get_many(self, keys: Sequence[str]) -> Mapping[str, object]: ...
     def set_many(self, values: Mapping[str, bytes], expire: int = 0, noreply: bool | None = None) -> list[str]: ...
+    def add(self, key: str, value: bytes, expire: int = 0, noreply: bool | None = None) -> bool: ...
+    def append(self, key: str, value: bytes, expire: int = 0, noreply: bool | None = None) -> bool: ...
+    def prepend(self, key: str, value: bytes, expire: int = 0, noreply: bool | None = None) -> bool: ...
+    def touch(self, key: str, expire: int = 0, noreply: bool | None = None) -> bool: ...
     def delete(self, key: str, noreply: bool | None = None) -> bool: ...
     def delete_many(self, keys: Sequence[str], noreply: bool | None = None) -> bool: ...
     def close(self) -> None: ...
@@ -173,8 +234,9 @@ def _check_pymemcache_client(client: PymemcacheClient | PooledClient) -> None:
 class _PymemcacheConnection:
     """A pymemcache Client or PooledClient, or a RetryingClient of one: one server, errors raised.
 
-    A RetryingClient retries reads and writes, which is harmless; a delete goes to the client it
-    wraps, because a retried delete answers NOT_FOUND when only the first reply was lost.
+    A RetryingClient retries reads and writes, which is harmless; a delete and the conditional
+    writes (add, append, prepend) go to the client it wraps, because retried they answer
+    NOT_FOUND or NOT_STORED when only the first reply was lost.
     """
 
     library = "pymemcache"
@@ -195,11 +257,32 @@ class _PymemcacheConnection:
         with self._lock, self._translated:
             return _bytes_or_none(self._client.get(key))
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        with self._lock, self._translated:
+            found = self._client.get_many(keys)
+        return _bytes_values(found)
+
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
         with self._lock, self._translated:
             failed = self._client.set_many(values, expire=expire, noreply=False)
         if failed:
             raise StoreUnavailableError(f"memcached at {self.servers} did not store {len(failed)} of {len(values)} values", self.servers)
+
+    def add(self, key: str, value: bytes, expire: int) -> bool:
+        with self._lock, self._translated:
+            return self._deleter.add(key, value, expire, noreply=False)
+
+    def append(self, key: str, value: bytes) -> bool:
+        with self._lock, self._translated:
+            return self._deleter.append(key, value, noreply=False)
+
+    def prepend(self, key: str, value: bytes) -> bool:
+        with self._lock, self._translated:
+            return bool(self._deleter.prepend(key, value, noreply=False))
+
+    def touch(self, key: str, expire: int) -> bool:
+        with self._lock, self._translated:
+            return self._client.touch(key, expire, noreply=False)
 
     def delete(self, key: str) -> bool:
         with self._lock, self._translated:
@@ -258,6 +341,42 @@ class _HashConnection:
             with self._server_translated[name]:
                 return _bytes_or_none(server_client.get(key))
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        with self._lock:
+            for name, (server_client, server_keys) in self._route(keys).items():
+                with self._server_translated[name]:
+                    found.update(_bytes_values(server_client.get_many(server_keys)))
+        return found
+
+    def _one(self, key: str) -> tuple[str, _PymemcacheOps]:
+        ((name, (server_client, _)),) = self._route([key]).items()
+        return name, server_client
+
+    def add(self, key: str, value: bytes, expire: int) -> bool:
+        with self._lock:
+            name, server_client = self._one(key)
+            with self._server_translated[name]:
+                return server_client.add(key, value, expire, noreply=False)
+
+    def append(self, key: str, value: bytes) -> bool:
+        with self._lock:
+            name, server_client = self._one(key)
+            with self._server_translated[name]:
+                return server_client.append(key, value, noreply=False)
+
+    def prepend(self, key: str, value: bytes) -> bool:
+        with self._lock:
+            name, server_client = self._one(key)
+            with self._server_translated[name]:
+                return bool(server_client.prepend(key, value, noreply=False))
+
+    def touch(self, key: str, expire: int) -> bool:
+        with self._lock:
+            name, server_client = self._one(key)
+            with self._server_translated[name]:
+                return server_client.touch(key, expire, noreply=False)
+
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
         with self._lock:
             for name, (server_client, server_keys) in self._route(list(values)).items():
@@ -300,7 +419,12 @@ class _PythonMemcachedClient(Protocol):
     server_max_value_length: int
 
     def get(self, key: str) -> object: ...
+    def get_multi(self, keys: Sequence[str]) -> Mapping[str, object]: ...
     def set_multi(self, mapping: Mapping[str, bytes], time: int = 0) -> list[str]: ...
+    def add(self, key: str, val: bytes, time: int = 0) -> int: ...
+    def append(self, key: str, val: bytes) -> int: ...
+    def prepend(self, key: str, val: bytes) -> int: ...
+    def touch(self, key: str, time: int = 0) -> int: ...
     def delete(self, key: str) -> int: ...
     def delete_multi(self, keys: Sequence[str]) -> int: ...
     def forget_dead_hosts(self) -> None: ...
@@ -365,6 +489,27 @@ class _PythonMemcachedConnection:
             value = client.get(key)
         return _bytes_or_none(value)
 
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        with self._call() as client:
+            found = client.get_multi(keys)
+        return _bytes_values(found)
+
+    def add(self, key: str, value: bytes, expire: int) -> bool:
+        with self._call() as client:
+            return bool(client.add(key, value, time=expire))
+
+    def append(self, key: str, value: bytes) -> bool:
+        with self._call() as client:
+            return bool(client.append(key, value))
+
+    def prepend(self, key: str, value: bytes) -> bool:
+        with self._call() as client:
+            return bool(client.prepend(key, value))
+
+    def touch(self, key: str, expire: int) -> bool:
+        with self._call() as client:
+            return bool(client.touch(key, time=expire))
+
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
         with self._call() as client:
             failed = client.set_multi(values, time=expire)
@@ -395,11 +540,16 @@ class PylibmcClient(Protocol):
     :func:`safe_pylibmc_client_class` instance is typed as (pylibmc ships no types)."""
 
     addresses: list[str]
-    behaviors: Mapping[str, object]
+    behaviors: dict[str, object]
 
     def get(self, key: str) -> object: ...
     def get_multi(self, keys: Sequence[str]) -> Mapping[str, object]: ...
     def set_multi(self, mapping: Mapping[str, bytes], time: int = 0) -> list[str]: ...
+    def add(self, key: str, val: bytes, time: int = 0, /) -> bool: ...
+    def append(self, key: str, val: bytes, /) -> bool: ...
+    def prepend(self, key: str, val: bytes, /) -> bool: ...
+    def gets(self, key: str, /) -> tuple[object, int]: ...
+    def cas(self, key: str, val: bytes | None, cas: int, time: int = 0, /) -> bool: ...
     def delete(self, key: str) -> bool: ...
     def delete_multi(self, keys: Sequence[str]) -> bool: ...
     def deserialize(self, value: bytes, flags: int) -> object: ...
@@ -429,6 +579,7 @@ class _PylibmcConnection:
         if client.behaviors.get("auto_eject"):
             raise ValueError("the pylibmc client has auto_eject: a failing server's keys would move to another server")
         self._client = client
+        client.behaviors["cas"] = True  # for touch, see there
         self.servers = ",".join(client.addresses)
         self._translated = _translated(self.servers, library_errors, too_large=(too_big,))
         self._lock = threading.Lock()
@@ -452,6 +603,47 @@ class _PylibmcConnection:
             with contextlib.suppress(CodecError):  # a value not ours: the read was only to reconnect
                 self._client.get_multi(keys)
         self._failing = True
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        with self._lock, self._translated:
+            self._failing = True
+            found = _bytes_values(self._client.get_multi(keys))
+            missing = [key for key in keys if key not in found]
+            if missing:  # as in get: a miss is only believed when a second read says so
+                found.update(_bytes_values(self._client.get_multi(missing)))
+            self._failing = False
+            return found
+
+    def _conditional(self, key: str, write: Callable[[], bool]) -> bool:
+        with self._lock, self._translated:
+            self._revive([key])
+            done = write()
+            self._failing = False
+            return bool(done)
+
+    def add(self, key: str, value: bytes, expire: int) -> bool:
+        return self._conditional(key, lambda: self._client.add(key, value, expire))
+
+    def append(self, key: str, value: bytes) -> bool:
+        return self._conditional(key, lambda: self._client.append(key, value))
+
+    def prepend(self, key: str, value: bytes) -> bool:
+        return self._conditional(key, lambda: self._client.prepend(key, value))
+
+    def touch(self, key: str, expire: int) -> bool:
+        # libmemcached's binary-protocol touch waits out its 5 s poll timeout before answering:
+        # rewrite the value with its own cas id instead (retried if an append came in between).
+        for _ in range(8):
+            with self._lock, self._translated:
+                self._revive([key])
+                found = self._client.gets(key)
+                self._failing = False
+                if found[0] is None:
+                    return False
+                value = _bytes_or_none(found[0])
+                if self._client.cas(key, value, found[1], expire):
+                    return True
+        raise StoreUnavailableError(f"memcached at {self.servers} kept changing a value as its expiration was set", self.servers)
 
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
         with self._lock, self._translated:

@@ -20,6 +20,7 @@ from oauth2_store.error import (
     ClientNotFoundError,
     CodeReplayError,
     GrantRevokedError,
+    RecordValueError,
     RefreshTokenReuseError,
 )
 from oauth2_store.models import AccessToken, AuthorizationCode, Client, TokenEndpointAuthMethod, require_record
@@ -155,6 +156,7 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
 
         Raises:
             RecordTypeError: ``access_token`` is not an :class:`~oauth2_store.AccessToken`.
+            RecordValueError: its ``grant_id`` names a grant of another client; nothing is stored.
             GrantRevokedError: its grant was revoked; nothing is stored.
         """
         if type(access_token) is not AccessToken:
@@ -325,6 +327,7 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
 
         Raises:
             RecordTypeError: ``authorization_code`` is not an :class:`~oauth2_store.AuthorizationCode`.
+            RecordValueError: its ``grant_id`` names a grant of another client; nothing is stored.
             GrantRevokedError: its grant was revoked; nothing is stored.
         """
         if type(authorization_code) is not AuthorizationCode:
@@ -400,6 +403,7 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
 
         Raises:
             GrantRevokedError: the grant was revoked.
+            RecordValueError: the grant belongs to another client.
         """
         grant = self._grants.get(grant_id)
         if grant is None:
@@ -410,6 +414,8 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
                 self._grants_of_user.setdefault(user_id, set()).add(grant_id)
         elif grant.revoked:
             raise GrantRevokedError("the record's grant was revoked")
+        elif grant.client_id != client_id:
+            raise RecordValueError("grant_id names a grant of another client")
         return grant
 
     def _extend_grant(self, grant_id: str, grant: _Grant, expires_at: int | None) -> None:
