@@ -10,7 +10,10 @@ parameter; there is no login page and no consent screen. Never run this in front
   with a code (PKCE: ``code_challenge`` and ``code_challenge_method=S256``).
 - ``POST /oauth/token``: ``authorization_code`` (PKCE checked when the code has a challenge;
   public clients must use it), ``refresh_token`` (a new refresh token each time; the old one and
-  its access token are revoked) and ``client_credentials`` (confidential clients).
+  its access token are revoked) and ``client_credentials`` (confidential clients). A code
+  presented again, or a refresh token presented again after it was rotated, is ``invalid_grant``
+  and ends its grant: every token issued from that code, or refreshed from that token, stops
+  working (the store must keep grants, as every ``--store`` does).
 - ``POST /oauth/revoke`` (RFC 7009) and ``POST /oauth/introspect`` (RFC 7662).
 - ``GET /api/me`` with ``Authorization: Bearer TOKEN``: the token's user, client and scope.
 
@@ -34,10 +37,9 @@ from authlib.oauth2.rfc6749 import MissingAuthorizationError, UnsupportedTokenTy
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from oauth2_store import open_store
 from oauth2_store.integrations.authlib import AuthlibStorage, AuthlibToken
 from oauth2_store.store import LocalClientStore
-from serving import DemoClient, demo_arguments, serve
+from serving import DemoClient, demo_arguments, lifecycle_store, serve
 
 REALM = "api"
 ACCESS_TOKEN_SECONDS = 3600
@@ -53,7 +55,7 @@ def build_app(store_url: str, clients: Iterable[DemoClient]) -> Flask:
     client_store = LocalClientStore()
     for client in clients:
         client_store.add_client(client.client_id, client.secret, [client.redirect_uri])
-    storage = AuthlibStorage(open_store(store_url), client_store, refresh_token_expires_in=REFRESH_TOKEN_SECONDS, any_secret_method=True)
+    storage = AuthlibStorage(lifecycle_store(store_url), client_store, refresh_token_expires_in=REFRESH_TOKEN_SECONDS, any_secret_method=True)
 
     app = Flask(__name__)
     app.config.update(

@@ -11,7 +11,9 @@ parameter; there is no login page and no consent screen. Never run this in front
 - ``POST /oauth/token``: ``authorization_code``, ``refresh_token`` (rotating) and
   ``client_credentials`` (confidential clients only). A confidential client authenticates with
   ``client_secret_basic`` or ``client_secret_post`` (the validator's ``any_secret_method``); a
-  public one (empty SECRET) sends only its ``client_id``.
+  public one (empty SECRET) sends only its ``client_id``. A code presented again, or a refresh
+  token presented again after it was rotated, is ``invalid_grant`` and ends its grant: every token
+  issued from that code, or refreshed from that token, stops working.
 - ``POST /oauth/revoke`` (RFC 7009), ``POST /oauth/introspect`` (RFC 7662).
 - ``GET /api/me`` with ``Authorization: Bearer ..``: the token's user, client and scope.
 
@@ -34,10 +36,9 @@ from oauthlib.common import urldecode
 from oauthlib.oauth2 import FatalClientError, OAuth2Error, Server
 from oauthlib.oauth2.rfc6749.tokens import random_token_generator
 
-from oauth2_store import open_store
 from oauth2_store.integrations.oauthlib import GRANT_TYPES, StoreRequestValidator, access_token_of
 from oauth2_store.store import LocalClientStore
-from serving import DemoClient, StartResponse, WSGIApp, WSGIEnvironment, demo_arguments, serve
+from serving import DemoClient, StartResponse, WSGIApp, WSGIEnvironment, demo_arguments, lifecycle_store, serve
 
 ACCESS_TOKEN_SECONDS = 3600
 REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
@@ -59,7 +60,7 @@ def build_server(store_url: str, clients: Iterable[DemoClient]) -> Server:
     for client in clients:  # an empty secret makes a public client (token_endpoint_auth_method "none")
         client_store.add_client(client.client_id, client.secret, [client.redirect_uri])
     validator = StoreRequestValidator(
-        open_store(store_url), client_store, refresh_token_expires_in=REFRESH_TOKEN_SECONDS, any_secret_method=True
+        lifecycle_store(store_url), client_store, refresh_token_expires_in=REFRESH_TOKEN_SECONDS, any_secret_method=True
     )
     server = Server(validator, token_expires_in=ACCESS_TOKEN_SECONDS, refresh_token_generator=random_token_generator)
     # Only what the validator serves: without the implicit grant, response_type=token is

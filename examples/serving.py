@@ -3,7 +3,8 @@
 Every example takes ``--store URL --port PORT --client ID:SECRET:REDIRECT_URI`` (``--client``
 repeatable, split at its first two colons; an empty SECRET is a public client), prints
 ``listening on http://127.0.0.1:PORT`` once it accepts requests, and on SIGTERM or SIGINT exits
-with status 0 after answering the request in hand. They listen on 127.0.0.1 only.
+with status 0 after answering the request in hand. They listen on 127.0.0.1 only. Their token
+store must have the token lifecycle (:func:`lifecycle_store`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from collections.abc import Iterable
 from types import FrameType
 from typing import TYPE_CHECKING, NamedTuple
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from oauth2_store import open_store
+from oauth2_store.protocols import LifecycleTokenStoreProtocol
 
 if TYPE_CHECKING:  # typeshed's WSGI types (wsgiref.types is Python 3.11+), the ones Flask's wsgi_app has
     from _typeshed.wsgi import StartResponse as StartResponse, WSGIApplication, WSGIEnvironment as WSGIEnvironment
@@ -59,6 +63,21 @@ def demo_arguments(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, required=True, help="the port to listen on, on 127.0.0.1")
     parser.add_argument("--client", action="append", default=[], type=demo_client, help="ID:SECRET:REDIRECT_URI, repeatable; empty SECRET: a public client")
     return parser
+
+
+def lifecycle_store(url: str) -> LifecycleTokenStoreProtocol:
+    """Open the token store ``url`` names, which must keep grants as families: a replayed code or
+    a reused refresh token then revokes the grant (every store :func:`~oauth2_store.open_store`
+    opens does).
+
+    Raises:
+        ValueError: a bad store URL, or a store without the token lifecycle.
+        ImportError: the store's client library is not installed.
+    """
+    store = open_store(url)
+    if not isinstance(store, LifecycleTokenStoreProtocol):
+        raise ValueError(f"{type(store).__name__} does not revoke grants on code replay or refresh-token reuse")
+    return store
 
 
 def never_a_traceback(app: WSGIApp) -> WSGIApp:

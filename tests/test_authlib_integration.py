@@ -1,5 +1,5 @@
 """The Authlib seam in process: its adapters, the records it saves, its errors, codes and refresh
-tokens used once, and its stubs checked against the installed Authlib.
+tokens used once, grants as families, and its stubs checked against the installed Authlib.
 
 Flows run through a small Flask app wired as the module documentation says (:func:`make_app`),
 with Flask's test client; the example server is tested over HTTP in test_authlib_server.py.
@@ -23,7 +23,7 @@ from werkzeug.test import TestResponse
 
 from oauth2_store import AccessToken, AuthorizationCode, Client
 from oauth2_store.clock import ManualClock
-from oauth2_store.error import CodecError, StoreError, StoreUnavailableError
+from oauth2_store.error import AccessTokenNotFound, CodecError, StoreError, StoreUnavailableError
 from oauth2_store.integrations.authlib import (
     AuthlibClient,
     AuthlibStorage,
@@ -43,9 +43,12 @@ SPA_ID, SPA_URI = "spa", "https://spa.example/cb"
 
 
 class FlakyTokenStore(LocalTokenStore):
-    """A LocalTokenStore that raises ``failure`` from every operation while it is set."""
+    """A LocalTokenStore that raises ``failure`` from every operation while it is set, and with
+    ``revoke_on_consume`` revokes a code's grant as it hands the code out (what a concurrent
+    replay does before the token is saved)."""
 
     failure: StoreError | None = None
+    revoke_on_consume = False
 
     def _check(self) -> None:
         if self.failure is not None:
@@ -77,7 +80,10 @@ class FlakyTokenStore(LocalTokenStore):
 
     def consume_code(self, code: str) -> AuthorizationCode:
         self._check()
-        return super().consume_code(code)
+        found = super().consume_code(code)
+        if self.revoke_on_consume:
+            self.revoke_grant(found.grant_id)
+        return found
 
 
 class FlakyClientStore(LocalClientStore):
@@ -275,10 +281,15 @@ class User:
         return self.user_id
 
 
-def test_the_saved_token_has_the_clock_s_issue_time_lifetimes_user_and_scopes(setup: Setup) -> None:
+def test_the_saved_token_has_the_clock_s_issue_time_lifetimes_user_scopes_and_the_code_s_grant(setup: Setup) -> None:
     setup.app.config["GRANT_USER"] = User(42)  # Authlib's user objects: their get_user_id(), as a str
     now = int(setup.clock())
-    token = _issue(setup)
+    verifier, challenge = _pkce()
+    code = _code(setup, challenge)
+    grant_id = setup.tokens.fetch_by_code(code).grant_id
+    answer = _redeem(setup, code, verifier)
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    token = answer.get_json()
     record = setup.tokens.fetch_by_token(token["access_token"])
     assert record == AccessToken(
         APP_ID,
@@ -291,11 +302,13 @@ def test_the_saved_token_has_the_clock_s_issue_time_lifetimes_user_and_scopes(se
         user_id="42",
         issued_at=now,
         token_type="Bearer",
+        grant_id=grant_id,
     )
     setup.clock.advance(10)
     machine = setup.app.test_client().post("/token", data={"grant_type": "client_credentials"}, headers=BASIC).get_json()
     saved = setup.tokens.fetch_by_token(machine["access_token"])
     assert (saved.grant_type, saved.user_id, saved.refresh_token, saved.issued_at, saved.scopes) == ("client_credentials", None, None, now + 10, ())
+    assert saved.grant_id != grant_id  # a grant of its own
 
 
 def test_a_user_the_seam_cannot_store_is_a_server_error_sent_to_the_client(setup: Setup) -> None:
@@ -351,37 +364,103 @@ def test_a_failing_client_store_is_a_json_503_not_an_unknown_client(setup: Setup
 # Used once.
 
 
-def _race(count: int, attempt: Callable[[], TestResponse]) -> list[int]:
+def _race(count: int, attempt: Callable[[], TestResponse]) -> list[TestResponse]:
     barrier = threading.Barrier(count)
-    statuses: list[int] = []
+    answers: list[TestResponse] = []
     lock = threading.Lock()
 
     def run() -> None:
         barrier.wait(timeout=10)
-        status = attempt().status_code
+        answer = attempt()
         with lock:
-            statuses.append(status)
+            answers.append(answer)
 
     threads = [threading.Thread(target=run) for _ in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    assert len(statuses) == count, "a request did not finish"
-    return sorted(statuses)
+    assert len(answers) == count, "a request did not finish"
+    return answers
 
 
-def test_concurrent_redemptions_of_one_code_give_one_token(setup: Setup) -> None:
+def _none_live_after_the_race(setup: Setup, answers: list[TestResponse]) -> None:
+    """Of racers with one code or refresh token, at most one was issued tokens and every other got
+    ``invalid_grant``; the losers are replays, so whatever the winner got is revoked with the grant."""
+    winners = [answer.get_json() for answer in answers if answer.status_code == 200]
+    assert len(winners) <= 1, winners
+    assert all(_error(answer) == (400, "invalid_grant") for answer in answers if answer.status_code != 200)
+    client = setup.app.test_client()
+    for token in winners:
+        assert client.get("/me", headers={"Authorization": f"Bearer {token['access_token']}"}).status_code == 401
+        refreshed = client.post("/token", data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]}, headers=BASIC)
+        assert _error(refreshed) == (400, "invalid_grant")
+
+
+def test_concurrent_redemptions_of_one_code_give_at_most_one_token_and_end_the_grant(setup: Setup) -> None:
     for _ in range(5):
         verifier, challenge = _pkce()
         code = _code(setup, challenge)
-        assert _race(6, lambda: _redeem(setup, code, verifier)) == [200] + [400] * 5
+        _none_live_after_the_race(setup, _race(6, lambda: _redeem(setup, code, verifier)))
 
 
-def test_concurrent_refreshes_of_one_token_give_one_token_on_the_memory_store(setup: Setup) -> None:
-    refresh = _issue(setup)["refresh_token"]
-    form = {"grant_type": "refresh_token", "refresh_token": refresh}
-    assert _race(6, lambda: setup.app.test_client().post("/token", data=form, headers=BASIC)) == [200] + [400] * 5
+def test_concurrent_refreshes_of_one_token_give_at_most_one_token_and_end_the_grant(setup: Setup) -> None:
+    first = _issue(setup)
+    form = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}
+    _none_live_after_the_race(setup, _race(6, lambda: setup.app.test_client().post("/token", data=form, headers=BASIC)))
+    assert setup.app.test_client().get("/me", headers={"Authorization": f"Bearer {first['access_token']}"}).status_code == 401
+
+
+# Grants as families: a replayed code or a reused refresh token ends every token of the grant.
+
+
+def _me(setup: Setup, access_token: str) -> int:
+    return setup.app.test_client().get("/me", headers={"Authorization": f"Bearer {access_token}"}).status_code
+
+
+def _refresh(setup: Setup, refresh_token: str) -> TestResponse:
+    return setup.app.test_client().post("/token", data={"grant_type": "refresh_token", "refresh_token": refresh_token}, headers=BASIC)
+
+
+def test_a_replayed_code_is_invalid_grant_and_ends_the_token_issued_from_it(setup: Setup) -> None:
+    verifier, challenge = _pkce()
+    code = _code(setup, challenge)
+    first = _redeem(setup, code, verifier).get_json()
+    assert _me(setup, first["access_token"]) == 200
+    assert _error(_redeem(setup, code, verifier)) == (400, "invalid_grant")
+    assert _me(setup, first["access_token"]) == 401
+    assert _error(_refresh(setup, first["refresh_token"])) == (400, "invalid_grant")
+    assert _me(setup, _issue(setup)["access_token"]) == 200  # other grants are untouched
+
+
+def test_a_rotated_refresh_token_presented_again_is_invalid_grant_and_ends_the_newest_tokens(setup: Setup) -> None:
+    first = _issue(setup)
+    second = _refresh(setup, first["refresh_token"]).get_json()
+    newest = _refresh(setup, second["refresh_token"]).get_json()
+    assert _me(setup, newest["access_token"]) == 200
+    assert _error(_refresh(setup, second["refresh_token"])) == (400, "invalid_grant")
+    assert _me(setup, newest["access_token"]) == 401
+    assert _error(_refresh(setup, newest["refresh_token"])) == (400, "invalid_grant")
+
+
+def test_tokens_issued_by_refreshes_carry_the_original_grant(setup: Setup) -> None:
+    verifier, challenge = _pkce()
+    code = _code(setup, challenge)
+    grant_id = setup.tokens.fetch_by_code(code).grant_id
+    token = _redeem(setup, code, verifier).get_json()
+    for _ in range(3):
+        token = _refresh(setup, token["refresh_token"]).get_json()
+        record = setup.tokens.fetch_by_token(token["access_token"])
+        assert (record.grant_id, record.grant_type, record.user_id) == (grant_id, "refresh_token", USER)
+        assert setup.tokens.fetch_by_refresh_token(token["refresh_token"]).grant_id == grant_id
+
+
+def test_a_token_saved_into_a_revoked_grant_is_invalid_grant_not_a_server_error(setup: Setup) -> None:
+    setup.tokens.revoke_on_consume = True  # as a concurrent replay would, between redemption and saving
+    verifier, challenge = _pkce()
+    assert _error(_redeem(setup, _code(setup, challenge), verifier)) == (400, "invalid_grant")
+    with pytest.raises(AccessTokenNotFound):  # nothing was issued
+        setup.tokens.fetch_existing_token_of_user(APP_ID, "authorization_code", USER)
 
 
 def test_a_refresh_revokes_the_old_tokens_before_issuing_and_the_new_ones_work(setup: Setup) -> None:

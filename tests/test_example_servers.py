@@ -5,8 +5,11 @@ Both examples promise one command line and one HTTP surface, so every test here 
 one server per example and store for the module; the failure and race scenarios start their own.
 Authlib's ``OAuth2Session`` (on requests) and requests-oauthlib's ``OAuth2Session`` run the flows
 as client applications would; raw ``requests`` calls (:class:`Flow`) make the requests a client
-library would refuse to make: a replayed code, a wrong verifier, an unknown client. Every token,
-code and verifier a test sees is checked absent from the server's standard error when it stops.
+library would refuse to make: a replayed code, a rotated refresh token presented again, a wrong
+verifier, an unknown client. A replay or reuse ends the whole grant (the token lifecycle of the
+stores), so after one the tests check that the grant's tokens are refused at ``/api/me``. Every
+token, code and verifier a test sees is checked absent from the server's standard error when it
+stops.
 Every server listens on 127.0.0.1 only, and every wait is bounded.
 """
 
@@ -252,11 +255,43 @@ def test_authlib_client_refresh_rotates_and_revokes_the_old_tokens(flow: Flow) -
     flow.server.never_logs(refreshed["access_token"], refreshed["refresh_token"])
     assert refreshed["access_token"] not in ("", old_access) and refreshed["refresh_token"] not in ("", old_refresh)
     assert refreshed["scope"] == SCOPE
-    assert error_of(flow.refresh(APP, old_refresh), 400) == "invalid_grant"
     flow.refused_bearer(old_access)
-    assert not flow.active(old_access) and not flow.active(old_refresh, hint="refresh_token")
+    assert not flow.active(old_access)
     assert flow.me(refreshed["access_token"]).json()["user"] == USER
-    assert flow.refresh(APP, refreshed["refresh_token"]).status_code == 200  # the new one works, once
+    assert flow.active(refreshed["refresh_token"], hint="refresh_token")
+    newest = flow.refresh(APP, refreshed["refresh_token"])  # the new one works, once
+    assert newest.status_code == 200, newest.text
+    assert flow.me(newest.json()["access_token"]).status_code == 200
+
+
+def test_a_replayed_code_is_invalid_grant_and_ends_the_token_first_issued_from_it(flow: Flow) -> None:
+    verifier, challenge = pkce_pair()
+    code = flow.code(APP, challenge)
+    first = flow.redeem(APP, code, verifier)
+    assert first.status_code == 200, first.text
+    access, refresh = text(first.json(), "access_token"), text(first.json(), "refresh_token")
+    assert flow.me(access).json()["user"] == USER
+    assert error_of(flow.redeem(APP, code, verifier), 400) == "invalid_grant"  # RFC 6749 §4.1.2: a replay ...
+    flow.refused_bearer(access)  # ... revokes what the code issued
+    assert not flow.active(access) and not flow.active(refresh, hint="refresh_token")
+    assert error_of(flow.refresh(APP, refresh), 400) == "invalid_grant"
+    assert flow.me(text(flow.issue(), "access_token")).status_code == 200  # another grant is untouched
+
+
+def test_a_rotated_refresh_token_presented_again_is_invalid_grant_and_ends_the_newest_token_of_its_grant(flow: Flow) -> None:
+    first = flow.issue()
+    second = flow.refresh(APP, text(first, "refresh_token"))
+    assert second.status_code == 200, second.text
+    newest = flow.refresh(APP, text(second.json(), "refresh_token"))
+    assert newest.status_code == 200, newest.text
+    newest_access, newest_refresh = text(newest.json(), "access_token"), text(newest.json(), "refresh_token")
+    assert flow.me(newest_access).json()["user"] == USER
+    other = flow.issue()  # another grant of the same client and user
+    assert error_of(flow.refresh(APP, text(first, "refresh_token")), 400) == "invalid_grant"  # RFC 9700 §4.14.2: reuse ...
+    flow.refused_bearer(newest_access)  # ... ends the grant, the tokens refreshed since included
+    assert not flow.active(newest_access) and not flow.active(newest_refresh, hint="refresh_token")
+    assert error_of(flow.refresh(APP, newest_refresh), 400) == "invalid_grant"
+    assert flow.me(text(other, "access_token")).status_code == 200
 
 
 def test_requests_oauthlib_code_flow_with_pkce_and_either_secret_method(flow: Flow) -> None:
@@ -448,7 +483,7 @@ def test_memcached_down_is_a_json_503_everywhere(own_memcached: MemcachedServer,
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))
-def test_three_servers_share_memcached_one_token_per_code_one_winner_per_refresh(memcached: MemcachedServer, name: str) -> None:
+def test_three_servers_share_memcached_one_token_per_code_one_winner_per_refresh_and_grants_end_everywhere(memcached: MemcachedServer, name: str) -> None:
     url = f"memcache://{memcached.address}?prefix={name}-shared-{secrets.token_hex(6)}"
     script = SCRIPTS[name]
     with example_server(script, url) as first, example_server(script, url) as second, example_server(script, url) as third:
@@ -458,9 +493,11 @@ def test_three_servers_share_memcached_one_token_per_code_one_winner_per_refresh
         assert issued.status_code == 200, issued.text
         refreshed = servers[2].refresh(APP, issued.json()["refresh_token"])
         assert refreshed.status_code == 200, refreshed.text
-        assert error_of(servers[0].refresh(APP, issued.json()["refresh_token"])) == "invalid_grant"  # seen used everywhere
-        servers[0].refused_bearer(issued.json()["access_token"])
         assert servers[1].me(refreshed.json()["access_token"]).status_code == 200
+        assert error_of(servers[0].refresh(APP, issued.json()["refresh_token"])) == "invalid_grant"  # seen used everywhere
+        for at in servers:  # the reuse ended the grant in every process
+            at.refused_bearer(issued.json()["access_token"])
+            at.refused_bearer(refreshed.json()["access_token"])
 
         def race(requests_at: list[Callable[[], requests.Response]]) -> list[requests.Response]:
             """Send the requests together, one per server, once all are ready."""
@@ -473,26 +510,28 @@ def test_three_servers_share_memcached_one_token_per_code_one_winner_per_refresh
             with ThreadPoolExecutor(max_workers=len(requests_at)) as pool:
                 return [future.result(timeout=3 * HTTP_TIMEOUT) for future in [pool.submit(send, request) for request in requests_at]]
 
-        code_winners: list[str] = []
+        def at_most_one_winner_then_the_grant_is_over(answers: list[requests.Response], *earlier: str) -> None:
+            """Of racers with one code or refresh token, at most one was issued tokens and every
+            other got invalid_grant; the losers count as a replay, so the winner's tokens (and the
+            grant's ``earlier`` access tokens) are refused afterwards, by every process."""
+            winners = [answer.json() for answer in answers if answer.status_code == 200]
+            assert len(winners) <= 1, [answer.text for answer in answers]
+            assert all(error_of(answer, 400) == "invalid_grant" for answer in answers if answer.status_code != 200)
+            for at in servers:
+                for access_token in [*earlier, *(text(winner, "access_token") for winner in winners)]:
+                    at.refused_bearer(access_token)
+            for winner in winners:
+                assert error_of(servers[0].refresh(APP, text(winner, "refresh_token")), 400) == "invalid_grant"
+
         for index in range(10):
             verifier, challenge = pkce_pair()
             code = servers[index % 3].code(APP, challenge)
-            answers = race([functools.partial(at.redeem, APP, code, verifier) for at in servers])
-            assert sorted(answer.status_code for answer in answers) == [200, 400, 400], [answer.text for answer in answers]
-            assert all(error_of(answer) == "invalid_grant" for answer in answers if answer.status_code != 200)
-            code_winners += [answer.json()["access_token"] for answer in answers if answer.status_code == 200]
+            at_most_one_winner_then_the_grant_is_over(race([functools.partial(at.redeem, APP, code, verifier) for at in servers]))
 
-        access_token, refresh_token = refreshed.json()["access_token"], refreshed.json()["refresh_token"]
-        for _ in range(10):
-            answers = race([functools.partial(at.refresh, APP, refresh_token) for at in servers])
-            winners = [answer for answer in answers if answer.status_code == 200]
-            assert len(winners) == 1, [answer.text for answer in answers]
-            assert all(error_of(answer, 400) == "invalid_grant" for answer in answers if answer.status_code != 200)
-            for at in servers:  # the grant is consistent everywhere: the new token works, the old is gone
-                assert at.me(winners[0].json()["access_token"]).status_code == 200
-                at.refused_bearer(access_token)
-            access_token, refresh_token = winners[0].json()["access_token"], winners[0].json()["refresh_token"]
-    assert len(set(code_winners)) == len(code_winners) == 10
+        for index in range(10):
+            token = servers[index % 3].issue()
+            answers = race([functools.partial(at.refresh, APP, text(token, "refresh_token")) for at in servers])
+            at_most_one_winner_then_the_grant_is_over(answers, text(token, "access_token"))
 
 
 @pytest.mark.parametrize("name", sorted(SCRIPTS))

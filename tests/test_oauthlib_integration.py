@@ -2,7 +2,7 @@
 
 Each test drives oauthlib's endpoints the way a web framework's view does (URI, method, body,
 headers) over the in-memory stores and a manual clock, and checks both the answers and what the
-stores then hold.
+stores then hold: records, errors, codes and refresh tokens used once, grants as families.
 """
 
 from __future__ import annotations
@@ -52,6 +52,8 @@ class FlakyTokenStore(LocalTokenStore):
         self.failing: set[str] = set()
         self.failure: StoreError = StoreUnavailableError("memcached did not answer", server="127.0.0.1:1")
         self.used_meanwhile: set[str] = set()
+        self.revoke_on_consume = False
+        """Revoke a code's grant as it is handed out: what a concurrent replay does before the token is saved."""
 
     def _check(self, operation: str) -> None:
         if operation in self.failing:
@@ -86,7 +88,10 @@ class FlakyTokenStore(LocalTokenStore):
 
     def consume_code(self, code: str) -> AuthorizationCode:
         self._check("consume_code")
-        return super().consume_code(code)
+        found = super().consume_code(code)
+        if self.revoke_on_consume:
+            self.revoke_grant(found.grant_id)
+        return found
 
 
 class Provider:
@@ -178,6 +183,7 @@ def test_a_code_with_pkce_becomes_a_token_stored_with_every_field(provider: Prov
         user_id="alice",
         issued_at=now,
         token_type="Bearer",
+        grant_id=code.grant_id,
     )
     assert provider.me(token["access_token"]) == (True, record)
 
@@ -271,9 +277,6 @@ def test_a_refresh_rotates_the_refresh_token_and_revokes_the_old_pair(provider: 
     now = int(provider.clock())
     record = provider.tokens.fetch_by_token(second["access_token"])
     assert (record.grant_type, record.user_id, record.issued_at, record.refresh_expires_at) == ("authorization_code", "alice", now, now + REFRESH_SECONDS)
-    assert provider.token({"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}) == (400, {"error": "invalid_grant"})
-    with pytest.raises(AccessTokenNotFound):
-        provider.tokens.fetch_by_refresh_token(first["refresh_token"])
     status, narrowed = provider.token({"grant_type": "refresh_token", "refresh_token": second["refresh_token"], "scope": "read"})
     assert status == 200 and narrowed["scope"] == "read"
     assert provider.me(second["access_token"]) == (False, None)  # revoked with its refresh token
@@ -282,16 +285,65 @@ def test_a_refresh_rotates_the_refresh_token_and_revokes_the_old_pair(provider: 
     form = {"grant_type": "refresh_token", "refresh_token": narrowed["refresh_token"], "client_id": POST_APP, "client_secret": POST_SECRET}
     assert provider.token(form, basic=None) == (400, {"error": "invalid_grant"})  # not POST_APP's
     assert provider.me(narrowed["access_token"])[0]
+    assert provider.token({"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}) == (400, {"error": "invalid_grant"})
+    assert provider.me(narrowed["access_token"]) == (False, None)  # the reuse ended the grant
 
 
 def test_a_refresh_token_used_by_a_concurrent_request_issues_nothing(provider: Provider) -> None:
     token = provider.issue()
     provider.tokens.used_meanwhile.add(token["refresh_token"])
-    held = len(provider.tokens)
     body = urlencode({"grant_type": "refresh_token", "refresh_token": token["refresh_token"]})
     with pytest.raises(errors.InvalidGrantError):  # raised while saving: oauthlib lets it escape
         provider.server.create_token_response(f"{BASE}/token", "POST", body, _headers((APP, APP_SECRET)))
-    assert len(provider.tokens) == held - 2  # the pair the other request revoked; nothing new
+    assert provider.me(token["access_token"]) == (False, None)  # the pair the other request revoked
+    with pytest.raises(AccessTokenNotFound):  # and nothing new: the user has no live token
+        provider.tokens.fetch_existing_token_of_user(APP, "authorization_code", "alice")
+
+
+def test_a_replayed_code_is_invalid_grant_and_ends_the_token_issued_from_it(provider: Provider) -> None:
+    code = provider.code(code_challenge=CHALLENGE, code_challenge_method="S256")
+    status, first = provider.redeem(code)
+    assert status == 200 and provider.me(first["access_token"])[0]
+    assert provider.redeem(code) == (400, {"error": "invalid_grant"})
+    assert provider.me(first["access_token"]) == (False, None)
+    assert provider.token({"grant_type": "refresh_token", "refresh_token": first["refresh_token"]}) == (400, {"error": "invalid_grant"})
+    assert provider.me(provider.issue()["access_token"])[0]  # other grants are untouched
+
+
+def test_a_rotated_refresh_token_presented_again_is_invalid_grant_and_ends_the_newest_tokens(provider: Provider) -> None:
+    first = provider.issue()
+    status, second = provider.token({"grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+    assert status == 200
+    status, newest = provider.token({"grant_type": "refresh_token", "refresh_token": second["refresh_token"]})
+    assert status == 200 and provider.me(newest["access_token"])[0]
+    assert provider.token({"grant_type": "refresh_token", "refresh_token": second["refresh_token"]}) == (400, {"error": "invalid_grant"})
+    assert provider.me(newest["access_token"]) == (False, None)
+    assert provider.token({"grant_type": "refresh_token", "refresh_token": newest["refresh_token"]}) == (400, {"error": "invalid_grant"})
+
+
+def test_tokens_issued_by_refreshes_carry_the_original_grant(provider: Provider) -> None:
+    code = provider.code(code_challenge=CHALLENGE, code_challenge_method="S256")
+    grant_id = provider.tokens.fetch_by_code(code).grant_id
+    status, token = provider.redeem(code)
+    assert status == 200 and provider.tokens.fetch_by_token(token["access_token"]).grant_id == grant_id
+    for _ in range(3):
+        status, token = provider.token({"grant_type": "refresh_token", "refresh_token": token["refresh_token"]})
+        assert status == 200, token
+        record = provider.tokens.fetch_by_token(token["access_token"])
+        assert (record.grant_id, record.grant_type, record.refresh_token) == (grant_id, "authorization_code", token["refresh_token"])
+    machine = provider.token({"grant_type": "client_credentials"})[1]
+    assert provider.tokens.fetch_by_token(machine["access_token"]).grant_id != grant_id  # a grant of its own
+
+
+def test_a_token_saved_into_a_revoked_grant_is_invalid_grant_not_a_server_error(provider: Provider) -> None:
+    provider.tokens.revoke_on_consume = True  # as a concurrent replay would, between redemption and saving
+    code = provider.code(code_challenge=CHALLENGE, code_challenge_method="S256")
+    body = urlencode({"grant_type": "authorization_code", "code": code, "redirect_uri": APP_URI, "code_verifier": VERIFIER})
+    with pytest.raises(errors.InvalidGrantError) as refused:  # raised while saving: oauthlib lets it escape
+        provider.server.create_token_response(f"{BASE}/token", "POST", body, _headers((APP, APP_SECRET)))
+    assert (refused.value.status_code, json.loads(refused.value.json)["error"]) == (400, "invalid_grant")
+    with pytest.raises(AccessTokenNotFound):  # nothing was issued
+        provider.tokens.fetch_existing_token_of_user(APP, "authorization_code", "alice")
 
 
 def test_bearer_tokens_are_checked_for_life_and_scope(provider: Provider) -> None:

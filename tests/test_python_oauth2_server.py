@@ -1,8 +1,10 @@
 """The python-oauth2 example server, started as a subprocess and driven over HTTP by a real client.
 
 requests-oauthlib's ``OAuth2Session`` runs the flows as a client application would; raw
-``requests`` calls make the requests a client library would refuse to make (a replayed code, an
-unknown client). Every server listens on 127.0.0.1 only, and every wait is bounded.
+``requests`` calls make the requests a client library would refuse to make (a replayed code, a
+rotated refresh token presented again, an unknown client). A replay or reuse ends the whole grant,
+so after one the tests check that the grant's tokens are refused at the demo's ``/api/me``. Every
+server listens on 127.0.0.1 only, and every wait is bounded.
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ EXAMPLE = EXAMPLES / "python_oauth2_server.py"
 CLIENT_ID, SECRET, REDIRECT_URI = "app", "s3cret-app", "http://127.0.0.1/cb"
 USER, PASSWORD = "alice", "pa55-alice"
 REFUSED_CODE = ("invalid_request", "invalid_grant")
-"""What python-oauth2 may answer a code or refresh token that is gone (RFC 6749 says invalid_grant)."""
+"""What python-oauth2 may answer a code or refresh token that is gone (RFC 6749 says invalid_grant;
+python-oauth2 says invalid_request for one it does not find). A replayed code and a reused refresh
+token are always invalid_grant."""
 
 
 @contextlib.contextmanager
@@ -72,6 +76,17 @@ def _refresh(base: str, refresh_token: str) -> requests.Response:
     return _post_token(base, grant_type="refresh_token", refresh_token=refresh_token, client_id=CLIENT_ID, client_secret=SECRET)
 
 
+def _me(base: str, access_token: str) -> requests.Response:
+    return requests.get(f"{base}/api/me", headers={"Authorization": f"Bearer {access_token}"}, timeout=HTTP_TIMEOUT)
+
+
+def _refused_bearer(base: str, access_token: str) -> None:
+    """/api/me answers 401 invalid_token, with a Bearer challenge naming the error."""
+    answer = _me(base, access_token)
+    assert answer.status_code == 401 and _error(answer) == "invalid_token", answer.text
+    assert answer.headers["WWW-Authenticate"] == 'Bearer realm="api", error="invalid_token"'
+
+
 def _error(answer: requests.Response) -> str:
     """The ``error`` of a JSON error answer (failing if the answer is anything else)."""
     assert answer.headers["Content-Type"].startswith("application/json"), answer.text
@@ -95,13 +110,31 @@ def test_authorization_code_then_refresh_with_a_new_refresh_token(store_url: str
         token = session.fetch_token(f"{server.base}/token", authorization_response=location, client_secret=SECRET, include_client_id=True)
         assert token["access_token"] and token["refresh_token"]
         assert (token["token_type"], token["expires_in"]) == ("Bearer", 3600)
+        assert _me(server.base, token["access_token"]).json() == {"user": USER, "client_id": CLIENT_ID, "scope": ""}
         first_refresh = token["refresh_token"]
         refreshed = session.refresh_token(f"{server.base}/token", client_id=CLIENT_ID, client_secret=SECRET)
         assert refreshed["access_token"] not in ("", token["access_token"])
         assert refreshed["refresh_token"] not in (None, "", first_refresh)
-        replayed = _refresh(server.base, first_refresh)
-        assert replayed.status_code == 400 and _error(replayed) in REFUSED_CODE
-        assert _refresh(server.base, refreshed["refresh_token"]).status_code == 200  # the new one works
+        _refused_bearer(server.base, token["access_token"])  # rotation revoked the old pair
+        assert _me(server.base, refreshed["access_token"]).status_code == 200
+        newest = _refresh(server.base, refreshed["refresh_token"])  # the new one works
+        assert newest.status_code == 200 and _me(server.base, newest.json()["access_token"]).status_code == 200, newest.text
+
+
+def test_a_rotated_refresh_token_presented_again_is_invalid_grant_and_ends_the_newest_token(store_url: str) -> None:
+    with example_server(store_url) as server:
+        first = _redeem(server.base, _code(server.base)).json()
+        second = _refresh(server.base, first["refresh_token"]).json()
+        newest = _refresh(server.base, second["refresh_token"])
+        assert newest.status_code == 200, newest.text
+        assert _me(server.base, newest.json()["access_token"]).status_code == 200
+        other = _redeem(server.base, _code(server.base)).json()  # another grant of the same client and user
+        reused = _refresh(server.base, first["refresh_token"])
+        assert reused.status_code == 400 and _error(reused) == "invalid_grant", reused.text  # RFC 9700 §4.14.2: reuse ...
+        _refused_bearer(server.base, newest.json()["access_token"])  # ... ends the grant, the newest token included
+        gone = _refresh(server.base, newest.json()["refresh_token"])
+        assert gone.status_code == 400 and _error(gone) in REFUSED_CODE
+        assert _me(server.base, other["access_token"]).status_code == 200
 
 
 def test_client_credentials_and_password_grants(store_url: str) -> None:
@@ -125,17 +158,31 @@ def test_unique_token_hands_out_the_users_live_token_again(store_url: str) -> No
         assert _password_token(server.base)["access_token"] != _password_token(server.base)["access_token"]
 
 
-def test_a_replayed_code_and_an_unknown_client_are_refused(store_url: str) -> None:
+def test_a_replayed_code_is_invalid_grant_and_ends_the_token_first_issued_from_it(store_url: str) -> None:
     with example_server(store_url) as server:
         code = _code(server.base)
         issued = _redeem(server.base, code)
         assert issued.status_code == 200 and issued.json()["access_token"], issued.text
+        assert _me(server.base, issued.json()["access_token"]).status_code == 200
         replayed = _redeem(server.base, code)
-        assert replayed.status_code == 400 and _error(replayed) in REFUSED_CODE
+        assert replayed.status_code == 400 and _error(replayed) == "invalid_grant", replayed.text  # RFC 6749 §4.1.2: a replay ...
+        _refused_bearer(server.base, issued.json()["access_token"])  # ... revokes what the code issued
+        gone = _refresh(server.base, issued.json()["refresh_token"])
+        assert gone.status_code == 400 and _error(gone) in REFUSED_CODE
+        assert _me(server.base, _redeem(server.base, _code(server.base)).json()["access_token"]).status_code == 200  # other grants live
+
+
+def test_an_unknown_client_and_a_missing_bearer_token_are_refused(store_url: str) -> None:
+    with example_server(store_url) as server:
         unknown = _post_token(server.base, grant_type="client_credentials", client_id="nobody", client_secret=SECRET)
         assert unknown.status_code == 400 and _error(unknown) == "invalid_client"
         wrong_secret = _post_token(server.base, grant_type="client_credentials", client_id=CLIENT_ID, client_secret="not-" + SECRET)
         assert wrong_secret.status_code == 400 and _error(wrong_secret) == "invalid_client"
+        for headers in ({}, {"Authorization": "Basic abc"}):  # no bearer token: a challenge without an error (RFC 6750 §3.1)
+            missing = requests.get(f"{server.base}/api/me", headers=headers, timeout=HTTP_TIMEOUT)
+            assert missing.status_code == 401 and _error(missing) == "invalid_token"
+            assert missing.headers["WWW-Authenticate"] == 'Bearer realm="api"'
+        _refused_bearer(server.base, "no-such-token")
 
 
 def test_memcached_down_is_a_json_server_error_never_a_traceback(own_memcached: MemcachedServer) -> None:
@@ -149,6 +196,8 @@ def test_memcached_down_is_a_json_server_error_never_a_traceback(own_memcached: 
         assert token.status_code in (400, 500) and _error(token) == "server_error"
         refresh = _refresh(server.base, refresh_token)
         assert refresh.status_code in (400, 500) and _error(refresh) == "server_error"  # not "no such token"
+        api = _me(server.base, access_token)
+        assert api.status_code == 503 and _error(api) == "temporarily_unavailable" and "WWW-Authenticate" not in api.headers
         authorize = requests.get(
             f"{server.base}/authorize",
             params={"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI, "user": USER},
@@ -160,7 +209,7 @@ def test_memcached_down_is_a_json_server_error_never_a_traceback(own_memcached: 
         assert authorize.status_code == 302, authorize.text
         assert authorize.headers["Location"].startswith(REDIRECT_URI + "?")
         assert parse_qs(urlsplit(authorize.headers["Location"]).query)["error"] == ["server_error"]
-        for answer in (token, refresh, authorize):
+        for answer in (token, refresh, api, authorize):
             assert "Traceback" not in answer.text and "<html" not in answer.text.lower()
         assert server.process.poll() is None  # still serving
         assert _post_token(server.base, grant_type="client_credentials", client_id="nobody", client_secret=SECRET).status_code == 400
@@ -172,14 +221,17 @@ def test_memcached_down_is_a_json_server_error_never_a_traceback(own_memcached: 
         assert secret not in server.stderr
 
 
-def test_two_servers_share_one_memcached_and_each_code_gives_one_token(memcached: MemcachedServer) -> None:
+def test_two_servers_share_one_memcached_and_each_code_gives_at_most_one_token(memcached: MemcachedServer) -> None:
     url = f"memcache://{memcached.address}?prefix=shared-{secrets.token_hex(6)}"
     with example_server(url) as first, example_server(url) as second:
         issued = _redeem(first.base, _code(first.base)).json()
         refreshed = _refresh(second.base, issued["refresh_token"])
         assert refreshed.status_code == 200 and refreshed.json()["refresh_token"] != issued["refresh_token"], refreshed.text
-        again = _refresh(first.base, issued["refresh_token"])  # the first server sees it was used
-        assert again.status_code == 400 and _error(again) in REFUSED_CODE
+        assert _me(first.base, refreshed.json()["access_token"]).status_code == 200
+        again = _refresh(first.base, issued["refresh_token"])  # the first server sees it was used ...
+        assert again.status_code == 400 and _error(again) == "invalid_grant"
+        for server in (first, second):  # ... and the reuse ended the grant for both
+            _refused_bearer(server.base, refreshed.json()["access_token"])
 
         codes = [_code(first.base if index % 2 else second.base) for index in range(30)]
         tokens: list[str] = []
@@ -201,8 +253,13 @@ def test_two_servers_share_one_memcached_and_each_code_gives_one_token(memcached
                 barrier = threading.Barrier(2)
                 for future in [pool.submit(race, code, barrier, server.base) for server in (first, second)]:
                     future.result(timeout=3 * HTTP_TIMEOUT)
-    assert len(tokens) == len(set(tokens)) == len(codes)
-    assert len(refusals) == len(codes) and set(refusals) <= set(REFUSED_CODE), refusals
+        # The loser of each race is a replay, so the grant ends: a token its winner got is refused
+        # everywhere, whichever of the two came first (the winner's save may even be refused).
+        for token in tokens:
+            for server in (first, second):
+                _refused_bearer(server.base, token)
+    assert len(tokens) == len(set(tokens)) <= len(codes)
+    assert len(refusals) == 2 * len(codes) - len(tokens) and set(refusals) == {"invalid_grant"}, refusals
 
 
 def test_a_bad_client_option_is_a_usage_error() -> None:

@@ -11,7 +11,9 @@ Authlib integrates with (Flask's ``AuthorizationServer`` and ``ResourceProtector
     require_oauth.register_token_validator(storage.bearer_token_validator())
 
 ``clients`` is any client store (:class:`~oauth2_store.store.LocalClientStore`, ...) and the token
-store any :class:`~oauth2_store.protocols.TokenStoreProtocol`. :meth:`AuthlibStorage.register` is
+store any :class:`~oauth2_store.protocols.TokenStoreProtocol`; a
+:class:`~oauth2_store.protocols.LifecycleTokenStoreProtocol` one (what :func:`~oauth2_store.open_store`
+opens) adds the token lifecycle below. :meth:`AuthlibStorage.register` is
 these five lines, to pick from or to change::
 
     server.register_grant(storage.authorization_code_grant, [S256CodeChallenge(required=True)])
@@ -28,7 +30,11 @@ Our records reach Authlib wrapped in its mixins (:class:`AuthlibClient`,
 here, and only here:
 
 - a miss (:class:`~oauth2_store.error.NotFoundError`) is Authlib's "not found": None, which it
-  answers ``invalid_client``, ``invalid_grant``, ``invalid_token`` (401) or ``active: false``;
+  answers ``invalid_client``, ``invalid_grant``, ``invalid_token`` (401) or ``active: false``; a
+  replayed code (:class:`~oauth2_store.error.CodeReplayError`) and a reused refresh token
+  (:class:`~oauth2_store.error.RefreshTokenReuseError`) are misses too, so ``invalid_grant``;
+- :class:`~oauth2_store.error.GrantRevokedError` (a token saved into a revoked grant) is
+  Authlib's ``InvalidGrantError`` (``invalid_grant``): the token is not issued;
 - :class:`~oauth2_store.error.StoreUnavailableError` is :class:`TemporarilyUnavailableError`
   (``temporarily_unavailable``, HTTP 503), and every other store error (a corrupt record, a record
   too large) is :class:`ServerError` (``server_error``, HTTP 500): Authlib answers both with their
@@ -45,6 +51,13 @@ What this adds to writing the models by hand:
 - **Refresh tokens rotate**: each refresh issues a new refresh token and revokes the old one
   with its access token, before the new token is issued: of concurrent refreshes with one
   refresh token, in any number of processes sharing the store, exactly one wins.
+- **Grants are families** (RFC 6749 §4.1.2, RFC 9700 §4.14.2): the token issued from a code is
+  saved with the code's ``grant_id`` (``request.authorization_code``), and a token issued by a
+  refresh with the old token's (``request.refresh_token``), so that on a lifecycle store a code
+  presented again, or a rotated refresh token presented again, revokes the whole grant: the token
+  first issued from the code and the newest one refreshed from it stop working. Of concurrent
+  requests with one code or one refresh token, the losers count as such a replay, so the winner's
+  tokens end too. Revoking a refresh token (RFC 7009) revokes its grant.
 - **Expiry is the store's**: a token or code past its time is never found, so Authlib never sees
   one (Authlib #318: a bearer validator that forgot expiry).
 - Client secrets are compared in constant time, and a public client (empty secret) authenticates
@@ -73,6 +86,7 @@ from oauth2_store import _fields
 from oauth2_store.clock import Clock, system_clock
 from oauth2_store.error import (
     AccessTokenNotFound,
+    GrantRevokedError,
     NotFoundError,
     RecordError,
     RecordTypeError,
@@ -502,7 +516,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
         """Redeem ``code``: consume it from the store (atomic) and return it if it was issued to ``client``.
 
         None (Authlib answers ``invalid_grant``) for a code that is unknown, expired, already
-        redeemed, or issued to another client, or, for a code issued without a redirect URI, a
+        redeemed (a replay: on a lifecycle store its grant is revoked, the tokens issued from it
+        included), or issued to another client, or, for a code issued without a redirect URI, a
         token request naming a URI other than the client's only one (RFC 6749 §4.1.3; Authlib
         checks the redirect URI only when the code has one). The code is used up in every case
         but the first.
@@ -544,8 +559,11 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     Authlib's last step before it issues the new token, so a refresh token someone has just used
     is refused there (``invalid_grant``) rather than after a second token was issued.
 
-    Of concurrent refreshes with one refresh token exactly one wins, in any number of processes
-    sharing the store: the store's ``delete_refresh_token`` succeeds for exactly one caller.
+    Of concurrent refreshes with one refresh token at most one is issued tokens, in any number of
+    processes sharing the store: the store's ``delete_refresh_token`` succeeds for exactly one
+    caller. On a lifecycle store every other one is reuse (``invalid_grant``), which revokes the
+    grant, so the winner's new tokens end too; so does a refresh token presented again later. The
+    new token joins the old one's grant.
     """
 
     TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
@@ -558,7 +576,8 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         super().__init__(request, server)
 
     def authenticate_refresh_token(self, refresh_token: str) -> AuthlibToken | None:
-        """The token issued with ``refresh_token``; None (``invalid_grant``) if unknown, revoked or expired.
+        """The token issued with ``refresh_token``; None (``invalid_grant``) if unknown, revoked or
+        expired, or already rotated (reuse: the store has revoked its grant).
 
         Raises:
             ServerError, TemporarilyUnavailableError: the store failed.
@@ -575,7 +594,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
         Raises:
             InvalidGrantError: the refresh token was revoked since it was looked up (used by a
-                concurrent request).
+                concurrent request: on a lifecycle store that is reuse, and the grant is revoked).
             ServerError, TemporarilyUnavailableError: the store failed; the refresh token may be
                 revoked.
         """
@@ -672,7 +691,8 @@ class RevocationEndpoint(_StoredTokenEndpoint, _RevocationEndpoint):
 
     Any client may revoke its own tokens: confidential clients authenticate with
     ``client_secret_basic`` or ``client_secret_post``, public ones with ``none``. Revoking an access
-    token revokes it alone; revoking a refresh token revokes its access token too. An unknown
+    token revokes it alone; revoking a refresh token revokes its access token too, and on a
+    lifecycle store its whole grant (RFC 7009 §2.1). An unknown
     token is answered 200; a token of another client ``invalid_grant`` (RFC 7009 §2.1: the request
     is refused), unrevoked. An unknown ``token_type_hint`` is ignored (RFC 7009 §2.1).
     """
@@ -782,9 +802,13 @@ class AuthlibStorage:
 
         The record gets the response's access token, token type, refresh token and scope, the
         request's client, grant type and user, ``issued_at`` now (the clock), ``expires_at`` from
-        ``expires_in`` and ``refresh_expires_at`` from :attr:`refresh_token_expires_in`.
+        ``expires_in`` and ``refresh_expires_at`` from :attr:`refresh_token_expires_in`, and the
+        grant of the code redeemed (``request.authorization_code``) or of the token refreshed
+        (``request.refresh_token``); any other token starts a grant of its own.
 
         Raises:
+            InvalidGrantError: the grant was revoked meanwhile (a replay of its code, a reuse of
+                its refresh token); nothing is stored.
             ServerError: the token response or request holds what a record cannot (a bug
                 upstream), or the store failed otherwise.
             TemporarilyUnavailableError: the store could not be reached; the token may not be stored.
@@ -806,6 +830,7 @@ class AuthlibStorage:
                 user_id=_user_id(request.user),
                 issued_at=now,
                 token_type=_optional_str(token.get("token_type"), "token_type") or "Bearer",
+                grant_id=_grant_of(request),
             )
             self.tokens.save_token(record)
 
@@ -855,6 +880,18 @@ def _query_token(tokens: TokenStoreProtocol, token: str, hint: str | None, clock
     return None
 
 
+def _grant_of(request: OAuth2Request) -> str | None:
+    """The grant a token issued for ``request`` joins: the redeemed code's or the refreshed
+    token's (what the grants put on the request); None (a new grant) for any other request."""
+    code = request.authorization_code
+    if isinstance(code, AuthlibAuthorizationCode):
+        return code.record.grant_id
+    refreshed = request.refresh_token
+    if isinstance(refreshed, AuthlibToken):
+        return refreshed.record.grant_id
+    return None
+
+
 def _or_none(lookup: Callable[[str], _R], key: str) -> _R | None:
     """``lookup(key)``, None for a miss; a store failure raised as Authlib's error."""
     with _oauth2_errors():
@@ -866,9 +903,12 @@ def _or_none(lookup: Callable[[str], _R], key: str) -> _R | None:
 
 @contextlib.contextmanager
 def _oauth2_errors() -> Iterator[None]:
-    """Store failures become Authlib errors, which every Authlib endpoint answers as JSON."""
+    """Store failures become Authlib errors, which every Authlib endpoint answers as JSON; a
+    revoked grant is ``invalid_grant``."""
     try:
         yield
+    except GrantRevokedError:
+        raise InvalidGrantError("The grant was revoked.") from None
     except StoreUnavailableError as error:
         log.warning("token store unavailable: %s", error)
         raise TemporarilyUnavailableError() from error

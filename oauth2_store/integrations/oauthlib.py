@@ -44,6 +44,17 @@ authorization endpoint.
   if the token request then fails (a wrong PKCE verifier): a stolen code is not retried.
 - **Refresh tokens rotate.** Each refresh issues a new refresh token and revokes the old one
   together with its access token; a refresh token already used is ``invalid_grant``.
+- **Grants are families** (RFC 6749 §4.1.2, RFC 9700 §4.14.2). :meth:`~StoreRequestValidator.save_bearer_token`
+  saves the token issued from a code with the code's ``grant_id``, and a token issued by a refresh
+  with the old token's (both kept on the request by :meth:`~StoreRequestValidator.validate_code`
+  and :meth:`~StoreRequestValidator.validate_refresh_token`). On a
+  :class:`~oauth2_store.protocols.LifecycleTokenStoreProtocol` store (what
+  :func:`~oauth2_store.open_store` opens), a code presented again or a rotated refresh token
+  presented again is ``invalid_grant`` and revokes the grant: the token first issued from the code
+  and the newest one refreshed from it stop working. Of concurrent requests with one code or one
+  refresh token, the losers count as such a replay, so the winner's tokens end too. A token saved
+  into a grant revoked meanwhile is ``invalid_grant`` (raised from ``save_bearer_token``), never
+  issued. Revoking a refresh token (RFC 7009) revokes its grant.
 - **PKCE is S256 only** (RFC 9700 §2.1.1): ``plain``, a challenge without a method (RFC 7636
   reads it as ``plain``) or a malformed challenge is ``invalid_request``, redirected to the client.
 - **Bearer tokens come from the ``Authorization`` header only**: oauthlib would also take an
@@ -58,8 +69,9 @@ authorization endpoint.
   the user's identifier, a str (or None), as the authorization request's ``credentials`` gave it.
 - **A failing store is never "invalid" or "not found".** Every hook translates our errors in one
   place: :class:`~oauth2_store.error.StoreUnavailableError` becomes :class:`StoreUnavailable`
-  (503 ``temporarily_unavailable``), any other :class:`~oauth2_store.error.StoreError` becomes
-  :class:`StoreFailure` (500 ``server_error``). Both subclass oauthlib's ``FatalClientError``,
+  (503 ``temporarily_unavailable``), :class:`~oauth2_store.error.GrantRevokedError` becomes
+  oauthlib's ``InvalidGrantError`` (400 ``invalid_grant``), any other
+  :class:`~oauth2_store.error.StoreError` becomes :class:`StoreFailure` (500 ``server_error``). Both subclass oauthlib's ``FatalClientError``,
   so the authorization endpoint never redirects them (a store may fail before the redirect URI
   is validated); :meth:`~StoreRequestValidator.save_authorization_code`, which runs once it is
   validated, raises oauthlib's redirectable ``TemporarilyUnavailableError`` (503) and
@@ -89,6 +101,7 @@ from oauth2_store.error import (
     AccessTokenNotFound,
     AuthCodeNotFound,
     ClientNotFoundError,
+    GrantRevokedError,
     RecordError,
     RecordTypeError,
     RecordValueError,
@@ -364,6 +377,10 @@ class StoreRequestValidator(RequestValidator):
     def validate_code(self, client_id: str, code: str, client: object, request: Request, *args: object, **kwargs: object) -> bool:
         """Redeem ``code``: consume it (exactly once, across processes) and check it is the client's.
 
+        False (``invalid_grant``) for a code that is unknown, expired, another client's, or
+        already redeemed (a replay: on a lifecycle store its grant is revoked, the tokens issued
+        from it included).
+
         Sets ``request.user``, ``request.scopes``, ``request.code_challenge`` and
         ``request.code_challenge_method`` from it, and keeps it on the request for the hooks
         oauthlib calls next (:meth:`get_code_challenge`, :meth:`get_code_challenge_method`,
@@ -429,7 +446,9 @@ class StoreRequestValidator(RequestValidator):
 
     def validate_refresh_token(self, refresh_token: str, client: object, request: Request, *args: object, **kwargs: object) -> bool:
         """Whether ``refresh_token`` is live and was issued to the client; sets ``request.user`` and
-        keeps the token on the request (it is revoked when the new one is saved)."""
+        keeps the token on the request (it is revoked when the new one is saved, which joins its
+        grant). False (``invalid_grant``) for one already rotated: reuse, which on a lifecycle
+        store revokes its grant."""
         record = _record(client)
         try:
             with _oauthlib_errors():
@@ -454,16 +473,20 @@ class StoreRequestValidator(RequestValidator):
     # -- issuing tokens -----------------------------------------------------------------------
 
     def save_bearer_token(self, token: _BearerToken, request: Request, *args: object, **kwargs: object) -> None:
-        """Store the issued token: client, user, scopes, ``issued_at``, expiries, refresh token.
+        """Store the issued token: client, user, scopes, ``issued_at``, expiries, refresh token,
+        and its grant: the redeemed code's, or the refreshed token's (a client-credentials token
+        starts its own).
 
         On a refresh, the old refresh token and its access token are revoked first; if another
         request revoked them meanwhile, nothing is saved: ``delete_refresh_token`` succeeds for
         exactly one caller, so of refreshes racing with one refresh token, in any number of
-        processes, one is issued tokens.
+        processes, at most one is issued tokens (on a lifecycle store the others are reuse, which
+        revokes the grant, the winner's tokens included).
 
         Raises:
-            errors.InvalidGrantError: the refresh token was used by a concurrent request (oauthlib
-                lets this escape: answer it as any ``OAuth2Error``).
+            errors.InvalidGrantError: the refresh token was used by a concurrent request, or the
+                grant was revoked meanwhile (a code replay, a refresh-token reuse); nothing is
+                saved. oauthlib lets this escape: answer it as any ``OAuth2Error``.
             StoreUnavailable, StoreFailure: the store failed.
         """
         client = _record(request.client)
@@ -471,7 +494,7 @@ class StoreRequestValidator(RequestValidator):
             raise StoreFailure(description="the client was not authenticated")
         now = int(self.clock())
         user_id = _user_id(request.user)
-        previous = getattr(request, _STASH, None)
+        previous = getattr(request, _STASH, None)  # the code or the old token: the grant to join
         old_refresh_token = previous.refresh_token if isinstance(previous, AccessToken) else None
         refresh_token = token.get("refresh_token")
         refresh_expires_at = None
@@ -489,6 +512,7 @@ class StoreRequestValidator(RequestValidator):
                 user_id=user_id,
                 issued_at=now,
                 token_type="Bearer",
+                grant_id=previous.grant_id if isinstance(previous, (AccessToken, AuthorizationCode)) else None,
             )
             if old_refresh_token is not None and old_refresh_token != refresh_token:
                 try:
@@ -539,7 +563,8 @@ class StoreRequestValidator(RequestValidator):
 
     def revoke_token(self, token: str, token_type_hint: str | None, request: Request, *args: object, **kwargs: object) -> None:
         """Revoke ``token`` if it was issued to the requesting client (RFC 7009): an access token
-        alone, a refresh token with its access token. An unknown token is not an error (200).
+        alone, a refresh token with its access token (and, on a lifecycle store, its whole grant).
+        An unknown token is not an error (200).
 
         Raises:
             errors.InvalidGrantError: the token was issued to another client; it is left as it is
@@ -698,11 +723,14 @@ def _hint(token_type_hint: str | None) -> TokenTypeHint | None:
 
 @contextlib.contextmanager
 def _oauthlib_errors() -> Iterator[None]:
-    """Our store failures become oauthlib errors with the right status; misses pass through."""
+    """Our store failures become oauthlib errors with the right status, a revoked grant
+    ``invalid_grant``; misses (a replay or reuse included) pass through."""
     try:
         yield
     except (AccessTokenNotFound, AuthCodeNotFound, ClientNotFoundError):
         raise
+    except GrantRevokedError:
+        raise errors.InvalidGrantError(description="the grant was revoked") from None
     except StoreUnavailableError as error:
         log.warning("token store unavailable: %s", error)
         raise StoreUnavailable() from error

@@ -29,8 +29,33 @@ What this adds to python-oauth2's own stores:
   (``fetch_by_code``), issues the token, then deletes the code: two concurrent requests with one
   code both got tokens. Here ``fetch_by_code`` *consumes* the code atomically
   (:meth:`~oauth2_store.protocols.ExtendedAuthCodeStoreProtocol.consume_code`), so of any number
-  of callers, in any number of processes sharing the store, exactly one gets it; every other is
-  answered ``invalid_request``. A code read once is gone, even if the token request then fails.
+  of callers, in any number of processes sharing the store, exactly one gets it. A code read once
+  is gone, even if the token request then fails.
+- **Grants are families.** Every token issued from a code carries the code's ``grant_id``, and
+  every token issued by a refresh the old token's, so that the store can end them together. On a
+  :class:`~oauth2_store.protocols.LifecycleTokenStoreProtocol` store (``LocalTokenStore``,
+  ``MemcacheTokenStore``):
+
+  - a code presented again (a replay, RFC 6749 §4.1.2; a concurrent loser included) is answered
+    ``invalid_grant``, and the grant is revoked: the token issued from the code and every token
+    refreshed from it stop working;
+  - a refresh token retired by rotation and presented again (RFC 9700 §4.14.2) is answered
+    ``invalid_grant``, and the grant is revoked, the newest tokens included;
+  - a token saved into a revoked grant (the replay came first) is ``invalid_grant``, not issued.
+
+  On a store without the lifecycle, a replayed code is a miss (``invalid_request``) and revokes
+  nothing.
+
+  python-oauth2's grants build the new ``oauth2.datatype.AccessToken`` from the fields of the
+  code or old token they read, and hand on its ``data`` dict itself (``data=self.data``), never
+  the record. So the grant travels in ``data``: records read from the store carry a ``dict``
+  subclass (:class:`GrantData`) whose ``grant_id`` attribute :class:`TokenStore` reads when it
+  saves a token. Plain dicts (a site adapter's ``data``) start a grant of their own; a copy
+  (``dict(token.data)``) does too, so pass the dict on to keep a token in its grant.
+- **The lifecycle's refusals are python-oauth2 errors** answered ``invalid_grant``
+  (:class:`InvalidGrant`, an ``oauth2.error.OAuthInvalidError``). It is deliberately *not* an
+  ``AuthCodeNotFound`` or ``AccessTokenNotFound``: python-oauth2's grants catch those and answer
+  ``invalid_request``.
 - **A refresh token already used** (``delete_refresh_token`` finds it gone) is an
   ``invalid_grant`` answer instead of an uncaught error.
 - **Client secrets are compared in constant time**, and an empty secret (a public client) never
@@ -43,9 +68,18 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 
-from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, ClientNotFoundError, RecordError, RecordTypeError
+from oauth2_store.error import (
+    AccessTokenNotFound,
+    AuthCodeNotFound,
+    ClientNotFoundError,
+    CodeReplayError,
+    GrantRevokedError,
+    RecordError,
+    RecordTypeError,
+    RefreshTokenReuseError,
+)
 from oauth2_store.json_data import thaw
 from oauth2_store.models import AccessToken, AuthorizationCode
 from oauth2_store.protocols import TokenStoreProtocol
@@ -58,7 +92,7 @@ try:
 except ImportError as missing:  # pragma: no cover - depends on the environment
     raise ImportError("python-oauth2 is not installed: pip install 'oauth2-store[python-oauth2]'") from missing
 
-__all__ = ["ClientStore", "RefreshTokenAlreadyUsed", "TokenStore"]
+__all__ = ["ClientStore", "GrantData", "InvalidGrant", "RefreshTokenAlreadyUsed", "TokenStore"]
 
 
 class RefreshTokenAlreadyUsed(oauth2.error.AccessTokenNotFound, oauth2.error.OAuthInvalidError):
@@ -73,12 +107,47 @@ class RefreshTokenAlreadyUsed(oauth2.error.AccessTokenNotFound, oauth2.error.OAu
         oauth2.error.OAuthInvalidError.__init__(self, error="invalid_grant", explanation="Invalid refresh token")
 
 
+class InvalidGrant(oauth2.error.OAuthInvalidError):
+    """The store refused the grant: a code replayed, a rotated refresh token presented again, or a
+    token saved into a grant that was revoked meanwhile (see the module docstring).
+
+    An ``OAuthInvalidError`` with error ``invalid_grant``, which python-oauth2's ``Provider``
+    answers as such wherever a grant raises it. Not a not-found error: python-oauth2's grants
+    would answer that ``invalid_request``.
+    """
+
+    def __init__(self, explanation: str) -> None:
+        super().__init__(error="invalid_grant", explanation=explanation)
+
+
+class GrantData(dict[str, object]):
+    """The ``data`` of a python-oauth2 record read from the store: a plain ``dict`` of it that also
+    knows the grant the record belongs to (``grant_id``).
+
+    python-oauth2's grants hand this very object on to the token they issue from a code or a
+    refresh, so :class:`TokenStore` saves that token into the same grant. Build one yourself to
+    issue a token into an existing grant; any other mapping starts a new grant.
+
+    Args:
+        data: The items (copied, as ``dict(data)`` does).
+        grant_id: The grant's id (``AccessToken.grant_id``, ``AuthorizationCode.grant_id``).
+    """
+
+    __slots__ = ("grant_id",)
+
+    def __init__(self, data: Mapping[str, object], grant_id: str) -> None:
+        super().__init__(data)
+        self.grant_id = grant_id
+
+
 class TokenStore(oauth2.store.AccessTokenStore, oauth2.store.AuthCodeStore):
     """python-oauth2's access-token and auth-code store, over any oauth2-store token store.
 
     Args:
         store: The token store that keeps the records (any
-            :class:`~oauth2_store.protocols.TokenStoreProtocol`); None makes a new
+            :class:`~oauth2_store.protocols.TokenStoreProtocol`; a
+            :class:`~oauth2_store.protocols.LifecycleTokenStoreProtocol` one revokes a grant on
+            code replay and refresh-token reuse); None makes a new
             :class:`~oauth2_store.store.LocalTokenStore`.
 
     Every method may also raise :class:`~oauth2_store.error.StoreUnavailableError` (the store
@@ -91,12 +160,17 @@ class TokenStore(oauth2.store.AccessTokenStore, oauth2.store.AuthCodeStore):
     def save_token(self, access_token: datatype.AccessToken) -> bool:
         """Store python-oauth2's ``access_token``; return True, as python-oauth2's stores do.
 
+        The token joins the grant its ``data`` names (a :class:`GrantData`), else starts its own.
+
         Raises:
             RecordTypeError: not a python-oauth2 ``AccessToken``, or a field oauth2-store cannot
                 keep (see the module docstring).
             RecordValueError: a field with a forbidden value (an empty token, a negative time).
+            InvalidGrant: its grant was revoked (a replay or reuse came first); nothing is stored.
         """
-        self.store.save_token(to_access_token(access_token))
+        record = to_access_token(access_token)
+        with _python_oauth2_errors():
+            self.store.save_token(record)
         return True
 
     def fetch_by_token(self, token: str) -> datatype.AccessToken:
@@ -109,9 +183,10 @@ class TokenStore(oauth2.store.AccessTokenStore, oauth2.store.AuthCodeStore):
             return from_access_token(self.store.fetch_by_token(token))
 
     def fetch_by_refresh_token(self, refresh_token: str) -> datatype.AccessToken:
-        """Return the access token issued with ``refresh_token``.
+        """Return the access token issued with ``refresh_token`` (its ``data`` a :class:`GrantData`).
 
         Raises:
+            InvalidGrant: ``refresh_token`` was retired by rotation; its grant is now revoked.
             oauth2.error.AccessTokenNotFound: no such refresh token, it was revoked, or it expired.
         """
         with _python_oauth2_errors():
@@ -128,11 +203,12 @@ class TokenStore(oauth2.store.AccessTokenStore, oauth2.store.AuthCodeStore):
             return from_access_token(self.store.fetch_existing_token_of_user(client_id, grant_type, _user_id(user_id)))
 
     def delete_refresh_token(self, refresh_token: str) -> None:
-        """Revoke ``refresh_token`` and the access token issued with it.
+        """Retire ``refresh_token`` and revoke the access token issued with it (rotation).
 
         Raises:
-            RefreshTokenAlreadyUsed: no such refresh token (already used or revoked, or expired);
-                an ``oauth2.error.AccessTokenNotFound`` that python-oauth2 answers ``invalid_grant``.
+            RefreshTokenAlreadyUsed: no such refresh token (already used or revoked, or expired;
+                one already retired revokes its grant too); an ``oauth2.error.AccessTokenNotFound``
+                that python-oauth2 answers ``invalid_grant``.
         """
         try:
             self.store.delete_refresh_token(refresh_token)
@@ -146,15 +222,21 @@ class TokenStore(oauth2.store.AccessTokenStore, oauth2.store.AuthCodeStore):
             RecordTypeError: not a python-oauth2 ``AuthorizationCode``, or a field oauth2-store
                 cannot keep.
             RecordValueError: a field with a forbidden value.
+            InvalidGrant: the code's grant was revoked; nothing is stored.
         """
-        self.store.save_code(to_authorization_code(authorization_code))
+        record = to_authorization_code(authorization_code)
+        with _python_oauth2_errors():
+            self.store.save_code(record)
         return True
 
     def fetch_by_code(self, code: str) -> datatype.AuthorizationCode:
         """Redeem ``code``: return it and remove it, atomically. Exactly one caller ever gets a code.
 
+        Its ``data`` is a :class:`GrantData`, which python-oauth2 hands on to the token it issues.
+
         Raises:
-            oauth2.error.AuthCodeNotFound: no such code, it was already redeemed, or it expired.
+            InvalidGrant: ``code`` was already redeemed (a replay); its grant is now revoked.
+            oauth2.error.AuthCodeNotFound: no such code, it was deleted, or it expired.
         """
         with _python_oauth2_errors():
             return from_authorization_code(self.store.consume_code(code))
@@ -218,7 +300,8 @@ class ClientStore(oauth2.store.ClientStore):
 
 
 def to_access_token(access_token: datatype.AccessToken) -> AccessToken:
-    """Convert python-oauth2's ``AccessToken`` into an oauth2-store record.
+    """Convert python-oauth2's ``AccessToken`` into an oauth2-store record, in the grant its
+    ``data`` names if that is a :class:`GrantData` (else a grant of its own).
 
     Raises:
         RecordTypeError: not a python-oauth2 ``AccessToken``, or a field of the wrong type.
@@ -238,11 +321,12 @@ def to_access_token(access_token: datatype.AccessToken) -> AccessToken:
         # python-oauth2's refresh grant reads 0 as "never expires" (and a None as an error).
         refresh_expires_at=None if refresh_expires_at == 0 else refresh_expires_at,
         user_id=_user_id(access_token.user_id),
+        grant_id=_grant_id(access_token.data),
     )
 
 
 def from_access_token(access_token: AccessToken) -> datatype.AccessToken:
-    """Convert an oauth2-store record into a new python-oauth2 ``AccessToken``."""
+    """Convert an oauth2-store record into a new python-oauth2 ``AccessToken`` (``data`` a :class:`GrantData`)."""
     refresh_expires_at = access_token.refresh_expires_at
     if access_token.refresh_token is not None and refresh_expires_at is None:
         refresh_expires_at = 0
@@ -250,7 +334,7 @@ def from_access_token(access_token: AccessToken) -> datatype.AccessToken:
         client_id=access_token.client_id,
         grant_type=access_token.grant_type,
         token=access_token.token,
-        data=thaw(access_token.data),
+        data=GrantData(thaw(access_token.data), access_token.grant_id),
         expires_at=access_token.expires_at,
         refresh_token=access_token.refresh_token,
         refresh_expires_at=refresh_expires_at,
@@ -260,7 +344,8 @@ def from_access_token(access_token: AccessToken) -> datatype.AccessToken:
 
 
 def to_authorization_code(authorization_code: datatype.AuthorizationCode) -> AuthorizationCode:
-    """Convert python-oauth2's ``AuthorizationCode`` into an oauth2-store record.
+    """Convert python-oauth2's ``AuthorizationCode`` into an oauth2-store record, in the grant its
+    ``data`` names if that is a :class:`GrantData` (else the code starts one).
 
     Raises:
         RecordTypeError: not a python-oauth2 ``AuthorizationCode``, or a field of the wrong type.
@@ -275,18 +360,19 @@ def to_authorization_code(authorization_code: datatype.AuthorizationCode) -> Aut
         authorization_code.scopes,
         authorization_code.data,
         user_id=_user_id(authorization_code.user_id),
+        grant_id=_grant_id(authorization_code.data),
     )
 
 
 def from_authorization_code(authorization_code: AuthorizationCode) -> datatype.AuthorizationCode:
-    """Convert an oauth2-store record into a new python-oauth2 ``AuthorizationCode``."""
+    """Convert an oauth2-store record into a new python-oauth2 ``AuthorizationCode`` (``data`` a :class:`GrantData`)."""
     return _AuthorizationCode(
         client_id=authorization_code.client_id,
         code=authorization_code.code,
         expires_at=authorization_code.expires_at,
         redirect_uri=authorization_code.redirect_uri,
         scopes=list(authorization_code.scopes),
-        data=thaw(authorization_code.data),
+        data=GrantData(thaw(authorization_code.data), authorization_code.grant_id),
         user_id=authorization_code.user_id,
     )
 
@@ -346,6 +432,11 @@ def _user_id(user_id: object) -> str | None:
     raise RecordTypeError(f"user_id must be a str, an int or None, not {type(user_id).__name__}")
 
 
+def _grant_id(data: object) -> str | None:
+    """The grant ``data`` carries (a :class:`GrantData`'s), None for any other data."""
+    return data.grant_id if isinstance(data, GrantData) else None
+
+
 def _require(record: object, expected: type) -> None:
     if not isinstance(record, expected):
         raise RecordTypeError(f"expected python-oauth2's {expected.__module__}.{expected.__name__}, not {type(record).__qualname__}")
@@ -357,9 +448,16 @@ def _optional_list(values: tuple[str, ...] | None) -> list[str] | None:
 
 @contextlib.contextmanager
 def _python_oauth2_errors() -> Iterator[None]:
-    """Our not-found errors become python-oauth2's, the ones its grants catch."""
+    """Our not-found errors become python-oauth2's, the ones its grants catch; the lifecycle's
+    refusals become :class:`InvalidGrant`, which they do not catch (``invalid_grant``)."""
     try:
         yield
+    except CodeReplayError:
+        raise InvalidGrant("Authorization code already used") from None
+    except RefreshTokenReuseError:
+        raise InvalidGrant("Refresh token already used") from None
+    except GrantRevokedError:
+        raise InvalidGrant("The grant was revoked") from None
     except AccessTokenNotFound as error:
         raise oauth2.error.AccessTokenNotFound(str(error)) from None
     except AuthCodeNotFound as error:
