@@ -29,6 +29,7 @@ The token lifecycle (:class:`~oauth2_store.protocols.LifecycleTokenStoreProtocol
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import importlib
@@ -296,16 +297,16 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         grant_key = self._grant_key(access_token.grant_id)
         started = self._join_grant(grant_key, access_token.client_id, access_token.user_id, member, _expiration_or_never(life, now))
         self._write(writes, deletes)
+        written = [key for batch in writes.values() for key in batch]
         try:
             entry = self._live_grant(grant_key, access_token.client_id, access_token.user_id)
-        except (RecordValueError, CodecError):
-            entry = None
+        except BaseException:  # another client's grant, a corrupt entry, a failed read
+            with contextlib.suppress(Exception):  # the original error is the one to report
+                self._connection.delete_many(written)
             raise
-        finally:
-            if entry is None:
-                # Revoked meanwhile, or before: what this call wrote must not outlive the check.
-                self._connection.delete_many([key for batch in writes.values() for key in batch])
         if entry is None:
+            # Revoked meanwhile, or before: what this call wrote must not outlive the check.
+            self._connection.delete_many(written)
             raise GrantRevokedError("the token's grant is revoked, or its entry was lost")
         if not started:
             self._connection.touch(grant_key, _expiration_or_never(entry.latest_expiry(), now))
