@@ -13,7 +13,8 @@ for its library. Everything that differs between the libraries is handled here a
   routed to the per-server clients directly; python-memcached answers None/0 for a dead server and
   routes keys to other servers, so its dead-host marks are checked after every call (and reset
   before it, so a server that is back is used at once instead of after ``dead_retry``); pylibmc
-  answers the first read after a server died or timed out as a miss, so a miss is read twice (the
+  answers the first read after a server died or timed out as a miss, and a multi-get silently
+  leaves out a failed server's keys, so a miss is read twice, the second time key by key (the
   second read raises); with the binary protocol it retries a failed server on reads only, so after a
   failure a write or delete first reads its keys. Clients that retry or eject servers in ways that
   lose a result are refused or bypassed:
@@ -38,7 +39,7 @@ import functools
 import importlib
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Protocol, cast
+from typing import Protocol, TypeVar, cast
 
 from pymemcache.client.base import Client as PymemcacheClient
 from pymemcache.client.base import PooledClient
@@ -50,6 +51,8 @@ from pymemcache.serde import LegacyWrappingSerde
 from oauth2_store.error import CodecError, RecordTooLargeError, StoreError, StoreUnavailableError
 
 __all__ = ["MemcacheConnection", "PylibmcClient", "SafePylibmcClientClass", "connect", "safe_pylibmc_client_class"]
+
+_T = TypeVar("_T")
 
 
 class MemcacheConnection(Protocol):
@@ -561,7 +564,9 @@ class _PylibmcConnection:
 
     Its first read after a server dies or stops answering answers a miss (``get``: None,
     ``get_multi``: ``{}``), with either protocol; later reads raise. So a miss is read twice: a
-    genuine one costs two round trips, a failure raises. ``auto_eject`` is refused: it moves a
+    genuine one costs two round trips, a failure raises. ``get_multi`` over several servers
+    leaves out the keys of one that failed earlier, without an error, so the second read of each
+    key ``get_multi`` missed is a ``get`` of its own. ``auto_eject`` is refused: it moves a
     failing server's keys to the others.
 
     libmemcached (1.0, binary protocol) retries a failed server after ``retry_timeout`` on reads
@@ -575,26 +580,49 @@ class _PylibmcConnection:
     library = "pylibmc"
     max_value_size: int | None = None
 
-    def __init__(self, client: PylibmcClient, library_errors: tuple[type[BaseException], ...], too_big: type[BaseException]) -> None:
+    def __init__(
+        self, client: PylibmcClient, library_errors: tuple[type[BaseException], ...], too_big: type[BaseException], server_down: type[BaseException]
+    ) -> None:
         if client.behaviors.get("auto_eject"):
             raise ValueError("the pylibmc client has auto_eject: a failing server's keys would move to another server")
         self._client = client
         client.behaviors["cas"] = True  # for touch, see there
         self.servers = ",".join(client.addresses)
         self._translated = _translated(self.servers, library_errors, too_large=(too_big,))
+        self._server_down = server_down
         self._lock = threading.Lock()
         self._failing = False  # the last call failed (read and written with the lock held)
+        self._refused_write = False  # the last call was a write the server did not store
+
+    def _send(self, call: Callable[[], _T]) -> _T:
+        """Make one libmemcached call (lock held), marking the connection failing until it returns.
+
+        libmemcached also disables a server that *answered* a write with an error (out of memory;
+        pylibmc then returns False, as for NOT_STORED), and refuses every later call with
+        ServerDown, unsent, for retry_timeout. A refusal right after a refused write can be that:
+        reconnect and send the call once more (a server really down fails it again).
+        """
+        after_refused_write = self._refused_write
+        self._failing, self._refused_write = True, False
+        try:
+            result = call()
+        except self._server_down:
+            if not after_refused_write:
+                raise
+            self._client.disconnect_all()
+            result = call()
+        self._failing = False
+        return result
 
     def get(self, key: str) -> bytes | None:
         with self._lock, self._translated:
-            self._failing = True
-            value = self._client.get(key)
-            if value is None:
-                # pylibmc answers the first read after the server died or stopped answering as a
-                # miss, and raises from then on: a miss is only believed when a second read says so.
+            # pylibmc answers the first read after the server died or stopped answering as a
+            # miss, and raises from then on: a miss is only believed when a second read says so.
+            def read() -> object:
                 value = self._client.get(key)
-            self._failing = False
-            return _bytes_or_none(value)
+                return self._client.get(key) if value is None else value
+
+            return _bytes_or_none(self._send(read))
 
     def _revive(self, keys: Sequence[str]) -> None:
         """Before a write or delete of ``keys`` (lock held): if the last call failed, read them, so
@@ -602,24 +630,29 @@ class _PylibmcConnection:
         if self._failing:
             with contextlib.suppress(CodecError):  # a value not ours: the read was only to reconnect
                 self._client.get_multi(keys)
-        self._failing = True
 
     def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        with self._lock, self._translated:
-            self._failing = True
+        def read() -> dict[str, bytes]:
             found = _bytes_values(self._client.get_multi(keys))
-            missing = [key for key in keys if key not in found]
-            if missing:  # as in get: a miss is only believed when a second read says so
-                found.update(_bytes_values(self._client.get_multi(missing)))
-            self._failing = False
+            # As in get, a miss is only believed when a second read says so; and that read is one
+            # get per key, since libmemcached's mget silently skips a server that failed when
+            # others answer, where a get raises.
+            for key in keys:
+                if key not in found:
+                    value = _bytes_or_none(self._client.get(key))
+                    if value is not None:
+                        found[key] = value
             return found
+
+        with self._lock, self._translated:
+            return self._send(read)
 
     def _conditional(self, key: str, write: Callable[[], bool]) -> bool:
         with self._lock, self._translated:
             self._revive([key])
-            done = write()
-            self._failing = False
-            return bool(done)
+            done = bool(self._send(write))
+            self._refused_write = not done
+            return done
 
     def add(self, key: str, value: bytes, expire: int) -> bool:
         return self._conditional(key, lambda: self._client.add(key, value, expire))
@@ -636,20 +669,24 @@ class _PylibmcConnection:
         for _ in range(8):
             with self._lock, self._translated:
                 self._revive([key])
-                found = self._client.gets(key)
-                self._failing = False
+                found = self._send(lambda: self._client.gets(key))
                 if found[0] is None:
                     return False
                 value = _bytes_or_none(found[0])
-                if self._client.cas(key, value, found[1], expire):
+                if self._send(lambda: self._client.cas(key, value, found[1], expire)):
                     return True
         raise StoreUnavailableError(f"memcached at {self.servers} kept changing a value as its expiration was set", self.servers)
 
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
         with self._lock, self._translated:
             self._revive(list(values))
-            failed = self._client.set_multi(values, time=expire)
-            self._failing = False
+            try:
+                failed = self._send(lambda: self._client.set_multi(values, time=expire))
+            except self._server_down:
+                # The server answered a set this batch began with (out of memory) and libmemcached
+                # disabled it for the rest: reconnect, so the store can delete what was written.
+                self._client.disconnect_all()
+                raise
             if failed:
                 # The server answered (out of memory, say), yet libmemcached disables it for
                 # retry_timeout, so the store could not delete what this save wrote: reconnect.
@@ -660,15 +697,12 @@ class _PylibmcConnection:
     def delete(self, key: str) -> bool:
         with self._lock, self._translated:
             self._revive([key])
-            deleted = self._client.delete(key)
-            self._failing = False
-            return deleted
+            return bool(self._send(lambda: self._client.delete(key)))
 
     def delete_many(self, keys: Sequence[str]) -> None:
         with self._lock, self._translated:
             self._revive(keys)
-            self._client.delete_multi(keys)
-            self._failing = False
+            self._send(lambda: self._client.delete_multi(keys))
 
     def close(self) -> None:
         with self._lock, self._translated:
@@ -698,7 +732,7 @@ def connect(client: object) -> MemcacheConnection:
     if module.split(".")[0] == "pylibmc":
         pylibmc = importlib.import_module("pylibmc")
         safe = _never_unpickling(cast(PylibmcClient, client), pylibmc.Client)
-        return _PylibmcConnection(safe, (pylibmc.Error,), pylibmc.TooBig)
+        return _PylibmcConnection(safe, (pylibmc.Error,), pylibmc.TooBig, pylibmc.ServerDown)
     raise TypeError(
         f"unsupported memcached client {type(client).__module__}.{type(client).__qualname__}: pass a pymemcache "
         "Client, PooledClient, HashClient or RetryingClient, a pylibmc.Client, or a python-memcached memcache.Client"
