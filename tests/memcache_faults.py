@@ -101,10 +101,10 @@ def back_in_service(store: MemcacheTokenStore, probe: str = "probe", call: Calla
             time.sleep(0.05)  # polling for pylibmc's documented retry window, not a race
 
 
-def make_token(user_id: str = "u") -> AccessToken:
-    """A fresh token with a refresh token, live for ten minutes (refresh: an hour)."""
+def make_token(user_id: str = "u", client_id: str = "client") -> AccessToken:
+    """A fresh token with a refresh token, live for ten minutes (refresh: an hour), starting its own grant."""
     return AccessToken(
-        "client",
+        client_id,
         "password",
         f"tok-{secrets.token_hex(8)}",
         expires_at=int(time.time()) + 600,
@@ -114,9 +114,9 @@ def make_token(user_id: str = "u") -> AccessToken:
     )
 
 
-def make_code() -> AuthorizationCode:
-    """A fresh authorization code, live for ten minutes."""
-    return AuthorizationCode("client", f"code-{secrets.token_hex(8)}", int(time.time()) + 600, None, [])
+def make_code(client_id: str = "client") -> AuthorizationCode:
+    """A fresh authorization code, live for ten minutes, starting its own grant."""
+    return AuthorizationCode(client_id, f"code-{secrets.token_hex(8)}", int(time.time()) + 600, None, [])
 
 
 def every_operation(store: MemcacheTokenStore, token: AccessToken) -> dict[str, Callable[[], Any]]:

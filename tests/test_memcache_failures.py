@@ -232,13 +232,20 @@ def test_a_failed_save_leaves_no_part_of_the_token_on_the_other_servers() -> Non
     try:
         ring = pymemcache_client([server.address for server in servers])  # placed as the store places them
         assert isinstance(ring, HashClient)
-        # A user whose entry lives on servers[1], and a token whose own key lives elsewhere.
-        user = next(u for u in (f"user-{i}" for i in range(1000)) if ring.hasher.get_node(store._user_key("client", "password", u)) == servers[1].address)
+        lost = servers[1].address
+        # A user whose entry lives on servers[1] (with a client and user whose epochs do not),
+        # and a token whose own key lives elsewhere.
+        client, user = next(
+            (client, user)
+            for client, user in ((f"client-{i % 30}", f"user-{i}") for i in range(3000))
+            if ring.hasher.get_node(store._user_key(client, "password", user)) == lost
+            and lost not in [ring.hasher.get_node(key) for key in store._epoch_keys(client, user)]
+        )
         token = next(
             t
-            for t in (make_token(user_id=user) for _ in range(5000))
-            # Every other key its save and reads touch (grant entry, epochs, retired marker) elsewhere too.
-            if servers[1].address
+            for t in (make_token(user_id=user, client_id=client) for _ in range(5000))
+            # Every other key its save and reads touch (grant entry, retired marker) elsewhere too.
+            if lost
             not in [
                 ring.hasher.get_node(key)
                 for key in [
@@ -246,7 +253,6 @@ def test_a_failed_save_leaves_no_part_of_the_token_on_the_other_servers() -> Non
                     store._key("r", t.refresh_token or ""),
                     store._key("x", t.refresh_token or ""),
                     store._grant_key(t.grant_id),
-                    *store._epoch_keys(t.client_id, t.user_id),
                 ]
             ]
         )

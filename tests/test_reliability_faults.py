@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from oauth2_store import AccessToken, AuthorizationCode
-from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, NotFoundError, StoreUnavailableError
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, GrantRevokedError, NotFoundError, StoreUnavailableError
 from oauth2_store.store.memcache import MemcacheTokenStore
 from tests.memcache_faults import (
     BUILDERS,
@@ -67,17 +67,43 @@ def wait_for(condition: Callable[[], bool], within: float, what: str) -> None:
 
 
 def token_keys(store: MemcacheTokenStore, token: AccessToken) -> dict[str, str]:
-    """The keys ``token`` is stored under, by kind: t (access), r (refresh), u (user entry)."""
+    """The keys ``token`` is stored under or depends on, by kind: t (access), r (refresh), u (user
+    entry), g (its grant entry), e:c, e:u, e:uc (its client's, user's and user-with-client's
+    epochs), i:c, i:u (its client's and user's grant indexes)."""
+    assert token.user_id is not None
+    client_epoch, user_epoch, user_client_epoch = store._epoch_keys(token.client_id, token.user_id)
     return {
         "t": store._key("t", token.token),
         "r": store._key("r", token.refresh_token or ""),
         "u": store._user_key(token.client_id, token.grant_type, token.user_id),
+        "g": store._grant_key(token.grant_id),
+        "e:c": client_epoch,
+        "e:u": user_epoch,
+        "e:uc": user_client_epoch,
+        "i:c": store._key("i", f"c:{token.client_id}"),
+        "i:u": store._key("i", f"u:{token.user_id}"),
     }
+
+
+SAVE_AGAIN_KINDS = ("t", "r", "u", "g", "e:c", "e:u", "e:uc")
+"""What saving a token into its existing grant touches: its own keys, the grant entry it appends
+to, and the epochs the grant is checked against (the indexes only when a grant starts)."""
+
+GRANT_KINDS = ("g", "e:c", "e:u", "e:uc")
+"""What a refresh token's grant is checked against: the grant entry and its owners' epochs."""
 
 
 def home_of_keys(servers: list[MemcachedServer]) -> dict[str, int]:
     """Which server (index) holds each key, read from the servers themselves."""
     return {key: index for index, server in enumerate(servers) for key in server.keys()}
+
+
+def home_of_absent_key(store: MemcacheTokenStore, servers: list[MemcachedServer], key: str) -> int:
+    """Which server a key that does not exist would be stored on: written, looked for, deleted."""
+    assert store._connection.add(key, b"where", 60)
+    (index,) = [index for index, server in enumerate(servers) if key in server.keys()]
+    store._connection.delete(key)
+    return index
 
 
 # A server killed while worker threads use the store, then restarted
@@ -241,19 +267,37 @@ def test_one_of_three_servers_lost_fails_its_keys_only_keys_never_move_and_it_is
 ) -> None:
     """README, Failures: a lost server fails its own keys only, with StoreUnavailableError; keys
     never move to another server; the server is used again as soon as it is back (pylibmc: after
-    its retry_timeout)."""
+    its retry_timeout). Back empty, it has lost grant entries and epochs: the grants they governed
+    are refused from then on (fail closed), the others work as before."""
     servers = start_servers(3)
     lost_index = 1
     lost = servers[lost_index]
     store = store_on(servers)
-    tokens = [make_token(user_id=f"user-{index}") for index in range(30)]
-    for token in tokens:
-        store.save_token(token)
-    home = home_of_keys(servers)
-    keys = {token.token: token_keys(store, token) for token in tokens}
+    tokens: list[AccessToken] = []
+    keys: dict[str, dict[str, str]] = {}
+
+    def on_lost_server(token: AccessToken, kinds: tuple[str, ...]) -> bool:
+        return any(home[keys[token.token][kind]] == lost_index for kind in kinds)
+
+    # Each token has its own client and user, so its nine keys spread over the servers. About one
+    # token in seventeen saves again without touching the server to be lost: save until 3 do.
+    home: dict[str, int] = {}
+    while len(tokens) < 30 or sum(not on_lost_server(token, SAVE_AGAIN_KINDS) for token in tokens) < 3:
+        assert len(tokens) < 600, "tokens kept hashing to the lost server"
+        for _ in range(30):
+            token = make_token(user_id=f"user-{len(tokens)}", client_id=f"client-{len(tokens)}")
+            store.save_token(token)
+            tokens.append(token)
+            keys[token.token] = token_keys(store, token)
+        home = home_of_keys(servers)
     assert set(home) == {key for token_keys in keys.values() for key in token_keys.values()}
-    on_lost = {token.token for token in tokens if home[keys[token.token]["t"]] == lost_index}
-    touches_lost = {token.token for token in tokens if lost_index in {home[key] for key in keys[token.token].values()}}
+    # fetch_by_refresh_token also reads the retired marker, which no token has yet.
+    for token in tokens:
+        keys[token.token]["x"] = store._key("x", token.refresh_token or "")
+        home[keys[token.token]["x"]] = home_of_absent_key(store, servers, keys[token.token]["x"])
+    on_lost = {token.token for token in tokens if on_lost_server(token, ("t",))}
+    touches_lost = {token.token for token in tokens if on_lost_server(token, SAVE_AGAIN_KINDS)}
+    refresh_on_lost = {token.token for token in tokens if on_lost_server(token, ("r", "x", *GRANT_KINDS))}
     assert 0 < len(on_lost) < len(touches_lost) < len(tokens)
 
     lost.kill()
@@ -262,6 +306,10 @@ def test_one_of_three_servers_lost_fails_its_keys_only_keys_never_move_and_it_is
             assert_unavailable_fast(lambda: store.fetch_by_token(token.token), lost, token.token)
         else:
             assert store.fetch_by_token(token.token) == token
+        if token.token in refresh_on_lost:
+            assert_unavailable_fast(lambda: store.fetch_by_refresh_token(token.refresh_token or ""), lost, token.token)
+        else:
+            assert store.fetch_by_refresh_token(token.refresh_token or "") == token
     # Saving again: a token with a key on the lost server fails (repeatedly: libraries that move
     # keys do it after some failures); the others are stored where they were, and nothing lands
     # on a survivor that belongs to the lost server.
@@ -276,22 +324,46 @@ def test_one_of_three_servers_lost_fails_its_keys_only_keys_never_move_and_it_is
 
     lost.start()  # empty
     back_in_service(store, probe=next(iter(on_lost)))
+    grant_lost = {token.token for token in tokens if on_lost_server(token, GRANT_KINDS)}
+    # An epoch lost while its grant entry survived: the grant no longer proves it is live.
+    epoch_lost = {token.token for token in tokens if on_lost_server(token, GRANT_KINDS[1:]) and not on_lost_server(token, ("g",))}
+    assert epoch_lost and grant_lost - epoch_lost
     for token in tokens:
         if token.token in on_lost:
             with pytest.raises(AccessTokenNotFound):
                 store.fetch_by_token(token.token)
         elif token.token not in touches_lost:
             assert store.fetch_by_token(token.token) == token
+        if token.token in grant_lost:  # refused even where its refresh key survived
+            with pytest.raises(AccessTokenNotFound):
+                store.fetch_by_refresh_token(token.refresh_token or "")
+        elif token.token not in touches_lost:
+            assert store.fetch_by_refresh_token(token.refresh_token or "") == token
+    # Saving every token again: into a grant whose epoch was lost it is refused and leaves
+    # nothing; a grant whose entry was lost starts again (the integrations only save into a grant
+    # after its code or refresh token passed the grant check, which a lost entry fails).
+    refused = 0
     for token in tokens:
-        store.save_token(token)
-    assert home_of_keys(servers) == home  # every key back where it was, the lost server's included
-    for token in tokens:
-        assert store.fetch_by_token(token.token) == token
-        assert store.fetch_by_refresh_token(token.refresh_token or "") == token
+        if token.token in epoch_lost:
+            with pytest.raises(GrantRevokedError):
+                store.save_token(token)
+            refused += 1
+            for lookup in token_lookups(store, token).values():
+                with pytest.raises(AccessTokenNotFound):
+                    lookup()
+        else:
+            store.save_token(token)
+            assert store.fetch_by_token(token.token) == token
+            assert store.fetch_by_refresh_token(token.refresh_token or "") == token
+    now = home_of_keys(servers)
+    assert set(now) <= set(home) - {token_keys["x"] for token_keys in keys.values()} and all(home[key] == at for key, at in now.items())  # no key moved
+    assert lost_index in now.values()  # and the lost server holds its keys again
     figures(
-        f"{store.library}, 3 servers, 30 tokens, one killed: {len(on_lost)} tokens on it raised StoreUnavailableError, "
-        f"{len(tokens) - len(on_lost)} read back; {len(touches_lost)} re-saves touching it raised (x3), no key moved; "
-        f"after restart all 90 keys were written back to the servers they hashed to before"
+        f"{store.library}, 3 servers, {len(tokens)} tokens (own client and user each), one killed: {len(on_lost)} "
+        f"tokens on it and {len(refresh_on_lost)} refresh tokens depending on it raised StoreUnavailableError, "
+        f"the rest read back; {len(touches_lost)} re-saves touching it raised (x3), no key moved; after it came "
+        f"back empty, {len(grant_lost)} refresh tokens whose grant entry or epoch it lost were refused, {refused} saves "
+        f"into a grant whose epoch it lost raised GrantRevokedError, every other token was saved back where it was"
     )
 
 
@@ -304,12 +376,14 @@ def test_a_server_restarted_empty_reads_as_misses_never_as_stale_or_partial_reco
     """With three servers, one restarted empty: each lookup returns exactly the saved record when
     every key it depends on survived, and a miss otherwise. A user entry that survived its token's
     access key is a miss too: fetch_existing_token_of_user never hands out a token that
-    fetch_by_token no longer finds."""
+    fetch_by_token no longer finds. A refresh token or code whose grant entry or epoch was lost
+    is a miss even where its own key survived (fail closed)."""
     servers = start_servers(3)
     restarted_index = 2
     store = store_on(servers)
-    tokens = [make_token(user_id=f"user-{index}") for index in range(60)]
-    codes = [make_code() for _ in range(60)]
+    # Own clients and users, so that grant entries and epochs spread over the servers too.
+    tokens = [make_token(user_id=f"user-{index}", client_id=f"client-{index}") for index in range(90)]
+    codes = [make_code(client_id=f"code-client-{index}") for index in range(60)]
     for token in tokens:
         store.save_token(token)
     for code in codes:
@@ -327,6 +401,7 @@ def test_a_server_restarted_empty_reads_as_misses_never_as_stale_or_partial_reco
         return home[key] != restarted_index
 
     misses: Counter[str] = Counter()
+    grant_refusals: Counter[str] = Counter()
 
     def expect(kind: str, live: bool, lookup: Callable[[], object], record: object, miss: type[NotFoundError]) -> None:
         if live:
@@ -336,20 +411,28 @@ def test_a_server_restarted_empty_reads_as_misses_never_as_stale_or_partial_reco
             with pytest.raises(miss):
                 lookup()
 
+    def refresh_live(token: AccessToken) -> bool:
+        keys = token_keys(store, token)
+        return all(survived(keys[kind]) for kind in ("r", *GRANT_KINDS))
+
     orphaned_users = 0
     for token in tokens:
         keys = token_keys(store, token)
         lookups = token_lookups(store, token)
         expect("access", survived(keys["t"]), lookups["access"], token, AccessTokenNotFound)
-        expect("refresh", survived(keys["r"]), lookups["refresh"], token, AccessTokenNotFound)
+        expect("refresh", refresh_live(token), lookups["refresh"], token, AccessTokenNotFound)
+        grant_refusals["refresh"] += survived(keys["r"]) and not refresh_live(token)
         expect("user", survived(keys["u"]) and survived(keys["t"]), lookups["user"], token, AccessTokenNotFound)
         orphaned_users += survived(keys["u"]) and not survived(keys["t"])
     for code in codes:
-        expect("code", survived(store._key("c", code.code)), lambda: store.consume_code(code.code), code, AuthCodeNotFound)
+        code_keys = [store._key("c", code.code), store._grant_key(code.grant_id), *store._epoch_keys(code.client_id, code.user_id)]
+        live = all(survived(key) for key in code_keys)
+        expect("code", live, lambda: store.consume_code(code.code), code, AuthCodeNotFound)
+        grant_refusals["code"] += survived(code_keys[0]) and not live
     # A refresh token that survived still revokes everything of its token.
     revoked = 0
     for token in tokens:
-        if survived(token_keys(store, token)["r"]):
+        if refresh_live(token):
             store.delete_refresh_token(token.refresh_token or "")
             revoked += 1
             for lookup in token_lookups(store, token).values():
@@ -357,11 +440,79 @@ def test_a_server_restarted_empty_reads_as_misses_never_as_stale_or_partial_reco
                     lookup()
     assert 0 < misses["access"] < len(tokens) and 0 < misses["code"] < len(codes)
     assert orphaned_users > 0  # the case the user entry check exists for did occur
+    assert grant_refusals["refresh"] > 0 and grant_refusals["code"] > 0  # and the grant check's
+    assert revoked > 0
     figures(
-        f"{store.library}, 3 servers, 60 tokens and 60 codes, one server restarted empty: misses for "
+        f"{store.library}, 3 servers, {len(tokens)} tokens and {len(codes)} codes, one server restarted empty: misses for "
         f"{misses['access']} access, {misses['refresh']} refresh, {misses['user']} user lookups "
-        f"({orphaned_users} user entries that outlived their access key) and {misses['code']} codes; "
+        f"({orphaned_users} user entries that outlived their access key) and {misses['code']} codes "
+        f"({grant_refusals['refresh']} refresh tokens and {grant_refusals['code']} codes refused for a lost grant entry or epoch); "
         f"every other lookup returned exactly the saved record; {revoked} surviving refresh tokens revoked everything"
+    )
+
+
+# A server lost in the middle of a revocation
+
+
+def test_revoke_user_that_meets_a_lost_server_raises_and_what_it_reached_stays_revoked(
+    store_on: StoreOn, start_servers: StartServers, figures: Figures
+) -> None:
+    """revoke_user replaces the user's epoch, then reads the user's grant index to delete access
+    tokens. With the index's server lost in between, the call raises StoreUnavailableError (the
+    caller knows to retry), yet the new epoch already refuses the user's refresh tokens; the
+    retry, once the server is back empty, succeeds. Access tokens the lost index named wait for
+    their own expiry (README, Token lifecycle: the memcached limit)."""
+    servers = start_servers(3)
+    store = store_on(servers)
+    # A user whose epoch and index hash to different servers: the index's is the one lost.
+    for attempt in range(40):
+        user = f"victim-{attempt}"
+        epoch_key = store._epoch_keys("c-0", user)[1]
+        index_key = store._key("i", f"u:{user}")
+        epoch_at, index_at = (home_of_absent_key(store, servers, key) for key in (epoch_key, index_key))
+        if epoch_at != index_at:
+            break
+    else:
+        pytest.fail("no user's epoch and index hashed to different servers")
+    down = servers[index_at]
+    # The user's tokens, until 3 of them depend on nothing on that server for a refresh.
+    tokens: list[AccessToken] = []
+    reached: list[AccessToken] = []
+    while len(reached) < 3:
+        assert len(tokens) < 300, "tokens kept hashing to the lost server"
+        token = make_token(user_id=user, client_id=f"c-{len(tokens)}")
+        store.save_token(token)
+        tokens.append(token)
+        keys = token_keys(store, token)
+        home = home_of_keys(servers)
+        home[store._key("x", token.refresh_token or "")] = home_of_absent_key(store, servers, store._key("x", token.refresh_token or ""))
+        depends = [keys[kind] for kind in ("t", "r", *GRANT_KINDS)] + [store._key("x", token.refresh_token or "")]
+        if all(home[key] != index_at for key in depends):
+            reached.append(token)
+
+    down.kill()
+    assert_unavailable_fast(lambda: store.revoke_user(user), down, user)
+    for token in reached:
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_refresh_token(token.refresh_token or "")
+        assert store.fetch_by_token(token.token) == token  # its index could not be read
+
+    down.start()  # empty: the user's index is gone
+    back_in_service(store, call=lambda: store.revoke_user(user))
+    for token in reached:
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_refresh_token(token.refresh_token or "")
+        with pytest.raises(GrantRevokedError):
+            store.save_token(token)
+    # A grant authorized afterwards works.
+    fresh = make_token(user_id=user, client_id="c-0")
+    store.save_token(fresh)
+    assert store.fetch_by_refresh_token(fresh.refresh_token or "") == fresh
+    figures(
+        f"{store.library}, 3 servers, {len(tokens)} tokens of one user, the server of the user's index killed: "
+        f"revoke_user raised StoreUnavailableError, and its new epoch already refused all {len(reached)} refresh tokens "
+        f"off that server; retried after the server came back empty, it succeeded; access tokens the lost "
+        f"index named stayed until their expiry; a grant authorized afterwards works"
     )
 
 
