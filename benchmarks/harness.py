@@ -119,23 +119,32 @@ def interleave(contenders: Mapping[str, Callable[[], Batch]], ops: int, rounds: 
     return per_op
 
 
-def alternate(contenders: Mapping[str, Operation], ops: int, warmup: int) -> dict[str, list[float]]:
+def alternate(
+    contenders: Mapping[str, Operation], ops: int, warmup: int, prepare: Mapping[str, Operation] | None = None
+) -> dict[str, list[float]]:
     """Time single operations, alternating contenders op by op (A B C, B C A, ...).
 
     For network operations, where latency drifts from one millisecond to the next: each
     contender's i-th operation runs right next to the others' i-th. Operations ``0 .. warmup-1``
-    run untimed first, so every contender needs inputs for ``warmup + ops`` operations. Returns
-    the seconds of every timed operation, per contender.
+    run untimed first, so every contender needs inputs for ``warmup + ops`` operations.
+    ``prepare`` maps some contenders to a step run, untimed, right before each of their
+    operations (with the same ``i``): to warm a cache for that operation alone, say. Returns the
+    seconds of every timed operation, per contender.
     """
     names = list(contenders)
+    steps = prepare or {}
     per_op: dict[str, list[float]] = {name: [] for name in names}
     clock = time.perf_counter
     for i in range(warmup):
         for name in names:
+            if name in steps:
+                steps[name](i)
             contenders[name](i)
     for i in range(warmup, warmup + ops):
         shift = i % len(names)
         for name in names[shift:] + names[:shift]:
+            if name in steps:
+                steps[name](i)
             operation = contenders[name]
             start = clock()
             operation(i)

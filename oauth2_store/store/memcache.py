@@ -253,8 +253,9 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
 
         Round trips on one server: an append to the grant entry, one write per distinct
         expiration (or a write and a delete), a read of the grant entry and its owners' epochs to
-        confirm the grant is live after the write, and a touch extending the grant entry. A new
-        grant costs about six more (epochs, the entry, two index appends). With several servers,
+        confirm the grant is live after the write, and a touch extending the grant entry: four or
+        five. A new grant costs three more (the epochs read, the entry's add and two index appends
+        instead of the touch), and more for a client or user never seen before. With several servers,
         one per server a request's keys hash to.
 
         Raises:
@@ -428,7 +429,8 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
 
     def revoke_grant(self, grant_id: str) -> None:
         """End grant ``grant_id``: its refresh tokens and codes are refused from now on, its access
-        tokens are deleted. An unknown grant is not an error. Three round trips and a delete.
+        tokens are deleted. An unknown grant is not an error. Three round trips: the revoked mark,
+        a read of the entry, one delete per 500 access tokens.
 
         Raises:
             CodecError: the grant entry is corrupt (it is marked revoked anyway).
@@ -643,8 +645,10 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
 
     def save_code(self, authorization_code: AuthorizationCode) -> None:
         """Store ``authorization_code`` until its ``expires_at``, starting its grant. An expired
-        code is not written, and deletes what was stored under the same code. Two round trips
-        when its grant exists, about seven when the code starts it.
+        code is not written, and deletes what was stored under the same code. Round trips on one
+        server: five when the code starts its grant (the owners' epochs read, the entry added, two
+        index appends, the code), ten for a client and user never seen before (their epochs and
+        indexes are created), four into an existing grant.
 
         Raises:
             RecordTypeError: ``authorization_code`` is not an :class:`~oauth2_store.AuthorizationCode`.
