@@ -18,7 +18,16 @@ from pymemcache.client.base import Client
 from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.clock import ManualClock
 from oauth2_store.codec import ACCESS_TOKEN_CODEC
-from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError, RecordTooLargeError, StoreUnavailableError
+from oauth2_store.error import (
+    AccessTokenNotFound,
+    AuthCodeNotFound,
+    CodecError,
+    CodeReplayError,
+    GrantRevokedError,
+    RecordTooLargeError,
+    RefreshTokenReuseError,
+    StoreUnavailableError,
+)
 from oauth2_store.store import AccessTokenStore, AuthCodeStore
 from oauth2_store.store.memcache import MAX_VALUE_SIZE, MemcacheTokenStore
 from oauth2_store.testing import LifecycleTokenStoreContract
@@ -433,3 +442,63 @@ def test_expiries_beyond_2038_never_expire_in_memcached_and_still_expire_on_read
             store.fetch_by_token(token.token)
     finally:
         store.close()
+
+
+class _RacedAdds:
+    """Wraps a store's connection so that, just before this store's ``add`` of a marker, ``rival``
+    runs: the interleaving where another process wins between this caller's read and its add."""
+
+    def __init__(self, store: MemcacheTokenStore, rival: Callable[[], object]) -> None:
+        self._inner = store._connection
+        self._rival: Callable[[], object] | None = rival
+        self.rival_result: object = None
+
+    def add(self, key: str, value: bytes, expire: int) -> bool:
+        if self._rival is not None:
+            rival, self._rival = self._rival, None
+            self.rival_result = rival()
+        return self._inner.add(key, value, expire)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def test_a_caller_that_loses_the_marker_race_is_a_replay_or_reuse_and_ends_the_grant(memcached: MemcachedServer) -> None:
+    """Between a caller's read of a live code (or refresh token) and its add of the marker, another
+    caller wins: the loser gets CodeReplayError (RefreshTokenReuseError), never a plain miss, and
+    the grant ends, the winner's token included."""
+    prefix = f"lose-{secrets.token_hex(4)}"
+    loser = MemcacheTokenStore(servers=[memcached.address], prefix=prefix)
+    winner = MemcacheTokenStore(servers=[memcached.address], prefix=prefix)
+    try:
+        now = int(time.time())
+        code = AuthorizationCode("client", f"code-{secrets.token_hex(8)}", now + 600, None, [], user_id="user-1")
+        winner.save_code(code)
+        raced = _RacedAdds(loser, lambda: winner.consume_code(code.code))
+        loser._connection = raced
+        with pytest.raises(CodeReplayError):
+            loser.consume_code(code.code)
+        assert raced.rival_result == code
+        issued = _token(now, grant_id=code.grant_id)
+        with pytest.raises(GrantRevokedError):
+            winner.save_token(issued)
+
+        token = _token(now)
+        winner.save_token(token)
+        refreshed = _token(now, grant_id=token.grant_id)
+
+        def rotate() -> None:  # the winner rotates, and saves the new token into the grant
+            winner.delete_refresh_token(token.refresh_token or "")
+            winner.save_token(refreshed)
+
+        raced = _RacedAdds(loser, rotate)
+        loser._connection = raced
+        with pytest.raises(RefreshTokenReuseError):
+            loser.delete_refresh_token(token.refresh_token or "")
+        with pytest.raises(AccessTokenNotFound):
+            winner.fetch_by_refresh_token(refreshed.refresh_token or "")
+        with pytest.raises(AccessTokenNotFound):
+            winner.fetch_by_token(refreshed.token)
+    finally:
+        loser.close()
+        winner.close()
