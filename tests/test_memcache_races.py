@@ -23,11 +23,12 @@ import secrets
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier, Event
-from typing import Literal
+from typing import Literal, TypeVar
 
 import pytest
 
@@ -37,7 +38,19 @@ from oauth2_store.store.memcache import MemcacheTokenStore
 from tests.memcached_server import MemcachedServer
 from tests.support import Figures, Scale
 
+_Result = TypeVar("_Result")
+
 CLIENT = "race-client"
+
+
+def gather(processes: Sequence[BaseProcess], results: Queue[_Result]) -> list[_Result]:
+    """One result from each started process (waiting at most 120 s for each), then every process
+    joined and asserted to have exited cleanly."""
+    gathered = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+    return gathered
 
 
 def racer_process(
@@ -99,13 +112,9 @@ def test_consume_code_is_won_exactly_once_across_processes(memcached: MemcachedS
         process.start()
     wins: Counter[str] = Counter()
     errors: list[str] = []
-    for _ in processes:
-        process_wins, process_errors = results.get(timeout=120)
+    for process_wins, process_errors in gather(processes, results):
         wins.update(process_wins)
         errors += process_errors
-    for process in processes:
-        process.join(timeout=30)
-        assert process.exitcode == 0
     racers = processes_count * threads_per_process
     singles = sum(1 for code in codes if wins[code] == 1)
     doubles = sum(1 for code in codes if wins[code] > 1)
@@ -219,14 +228,10 @@ def run_lifecycle_race(address: str, library: str, prefix: str, operation: Opera
     for process in processes:
         process.start()
     tally = RaceTally()
-    for _ in processes:
-        outcomes, errors = results.get(timeout=120)
+    for outcomes, errors in gather(processes, results):
         for key, outcome in outcomes:
             getattr(tally, outcome)[key] += 1
         tally.errors += errors
-    for process in processes:
-        process.join(timeout=30)
-        assert process.exitcode == 0
     return tally
 
 
@@ -503,13 +508,9 @@ def test_no_fetch_started_after_revoke_user_returned_succeeds(memcached: Memcach
 
     tally: Counter[FetchRecord] = Counter()
     errors: list[str] = []
-    for _ in processes:
-        process_tally, process_errors = results.get(timeout=120)
+    for process_tally, process_errors in gather(processes, results):
         tally.update(process_tally)
         errors += process_errors
-    for process in processes:
-        process.join(timeout=30)
-        assert process.exitcode == 0
     store.close()
 
     def count(whose: str | None = None, kind: str | None = None, phase: str | None = None, outcome: str | None = None, not_outcome: str | None = None) -> int:

@@ -521,13 +521,8 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
             CodecError: the stored value is not a valid token record.
             StoreUnavailableError: memcached failed.
         """
-        refresh_key, retired_key = self._key("r", refresh_token), self._key("x", refresh_token)
-        found = self._connection.get_many([refresh_key, retired_key])
-        payload = found.get(refresh_key)
+        payload = self._unless_marked(self._key("r", refresh_token), self._key("x", refresh_token), RefreshTokenReuseError, "refresh token")
         if payload is None:
-            retired = found.get(retired_key)
-            if retired is not None:
-                self._refuse_marked(retired, RefreshTokenReuseError("the refresh token was already used; its grant is revoked"))
             raise AccessTokenNotFound("no live refresh token matches")
         access_token = ACCESS_TOKEN_CODEC.decode(payload)
         if access_token.refresh_token != refresh_token or access_token.is_refresh_expired(self._clock()):
@@ -536,18 +531,25 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
             raise AccessTokenNotFound("no live refresh token matches")
         return access_token
 
-    def _refuse_marked(self, marker: bytes, error: CodeReplayError | RefreshTokenReuseError) -> None:
-        """If ``marker`` (of a consumed code or retired refresh token) has not expired, revoke its
-        grant and raise ``error``.
+    def _unless_marked(self, key: str, marker_key: str, replay: type[CodeReplayError | RefreshTokenReuseError], what: str) -> bytes | None:
+        """The value under ``key``, read with its marker (of a consumed code or a retired refresh
+        token) in one round trip; None when there is neither. A live marker without the value
+        is a replay: the grant it names is revoked, and ``replay`` raised.
 
         Raises:
-            CodeReplayError, RefreshTokenReuseError: ``error``, when the marker is live.
+            CodeReplayError, RefreshTokenReuseError: ``replay``, when the marker is live.
             CodecError: the marker is corrupt.
         """
-        expires_at, grant_id = _parse_marker(marker)
-        if expires_at == 0 or self._clock() < expires_at:
-            self.revoke_grant(grant_id)
-            raise error
+        found = self._connection.get_many([key, marker_key])
+        payload = found.get(key)
+        if payload is None:
+            marker = found.get(marker_key)
+            if marker is not None:
+                expires_at, grant_id = _parse_marker(marker)
+                if expires_at == 0 or self._clock() < expires_at:
+                    self.revoke_grant(grant_id)
+                    raise replay(f"the {what} was already used; its grant is revoked")
+        return payload
 
     def fetch_existing_token_of_user(self, client_id: str, grant_type: str, user_id: str | None) -> AccessToken:
         """Return the live access token most recently saved for this client, grant and user (two
@@ -681,13 +683,8 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         return self._live_code(code)
 
     def _live_code(self, code: str) -> AuthorizationCode:
-        code_key, consumed_key = self._key("c", code), self._key("k", code)
-        found = self._connection.get_many([code_key, consumed_key])
-        payload = found.get(code_key)
+        payload = self._unless_marked(self._key("c", code), self._key("k", code), CodeReplayError, "authorization code")
         if payload is None:
-            consumed = found.get(consumed_key)
-            if consumed is not None:
-                self._refuse_marked(consumed, CodeReplayError("the authorization code was already used; its grant is revoked"))
             raise AuthCodeNotFound("no live authorization code matches")
         authorization_code = AUTH_CODE_CODEC.decode(payload)
         if authorization_code.code != code or authorization_code.is_expired(self._clock()):
