@@ -16,20 +16,23 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import SplitResult, parse_qsl, urlsplit
 
-from oauth2_store.protocols import TokenStoreProtocol
+from oauth2_store.protocols import LifecycleTokenStoreProtocol, TokenStoreProtocol
 from oauth2_store.store.memcache import MemcacheTokenStore
 from oauth2_store.store.memory import LocalTokenStore
 
 __all__ = ["STORE_SCHEMES", "StoreOpener", "open_store", "redact_url"]
 
-StoreOpener = Callable[[SplitResult, dict[str, str]], TokenStoreProtocol]
-"""Opens the store a parsed URL names, given its query options (it must use or refuse each)."""
+StoreOpener = Callable[[SplitResult, dict[str, str]], LifecycleTokenStoreProtocol]
+"""Opens the store a parsed URL names, given its query options (it must use or refuse each). Every
+store it opens implements the token lifecycle."""
 
 MEMCACHE_CLIENTS = ("pymemcache", "pylibmc", "python-memcached")
 
 
-def open_store(url: str, *, prefix: str | None = None) -> TokenStoreProtocol:
-    """Open the token store ``url`` names. Connections are made on first use, not here.
+def open_store(url: str, *, prefix: str | None = None) -> LifecycleTokenStoreProtocol:
+    """Open the token store ``url`` names: a store with the token lifecycle
+    (:class:`~oauth2_store.protocols.LifecycleTokenStoreProtocol`). Connections are made on first
+    use, not here.
 
     Args:
         url: A store URL (see the module documentation).
@@ -99,7 +102,7 @@ def redact_url(url: str) -> str:
     return f"{scheme}{separator}{base}"
 
 
-def _open_memory(parts: SplitResult, options: dict[str, str]) -> TokenStoreProtocol:
+def _open_memory(parts: SplitResult, options: dict[str, str]) -> LifecycleTokenStoreProtocol:
     if parts.netloc or parts.path not in ("", "/"):
         raise ValueError("memory:// takes no host or path")
     options.pop("prefix", None)  # one process's memory: nothing to keep apart
@@ -107,7 +110,7 @@ def _open_memory(parts: SplitResult, options: dict[str, str]) -> TokenStoreProto
     return LocalTokenStore()
 
 
-def _open_memcache(parts: SplitResult, options: dict[str, str]) -> TokenStoreProtocol:
+def _open_memcache(parts: SplitResult, options: dict[str, str]) -> LifecycleTokenStoreProtocol:
     if "@" in parts.netloc:
         raise ValueError("credentials are not supported in memcache URLs")
     if parts.path not in ("", "/"):

@@ -26,7 +26,7 @@ def test_demo_runs_the_whole_lifecycle_and_exits_zero() -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines[:8]] == [f"{n}." for n in range(1, 9)]
-    assert "refused: AuthCodeNotFound" in lines[3]
+    assert "refused: CodeReplayError" in lines[6]
     assert lines[-1] == "lifecycle complete"
     assert result.stderr == ""
 
@@ -64,11 +64,11 @@ class ReplayableStore(LocalTokenStore):
 
 
 def test_demo_fails_on_a_store_that_breaks_the_contract(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(DemoFailed, match="step 4"):
+    with pytest.raises(DemoFailed, match="step 7"):
         run_demo(ReplayableStore(), io.StringIO())
     monkeypatch.setattr(cli, "open_store", lambda url: ReplayableStore())
     assert cli.main(["demo"]) == 1
-    assert capsys.readouterr().err.startswith("oauth2-store demo: step 4")
+    assert capsys.readouterr().err.startswith("oauth2-store demo: step 7")
 
 
 def test_demo_runs_on_memcached(memcached: MemcachedServer, capsys: pytest.CaptureFixture[str]) -> None:

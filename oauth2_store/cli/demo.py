@@ -1,4 +1,5 @@
-"""A walk through the authorization-code lifecycle on any token store, printed step by step.
+"""A walk through the authorization-code lifecycle on any token store with the token lifecycle,
+printed step by step.
 
 ``python -m oauth2_store demo`` runs it on the in-memory stores. Secrets are printed only as
 fingerprints.
@@ -15,9 +16,9 @@ from typing import TextIO
 
 import attrs
 
-from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodeReplayError, RefreshTokenReuseError
 from oauth2_store.models import AccessToken, AuthorizationCode
-from oauth2_store.protocols import TokenStoreProtocol
+from oauth2_store.protocols import LifecycleTokenStoreProtocol
 from oauth2_store.redaction import fingerprint
 from oauth2_store.store.memory import LocalClientStore
 
@@ -30,8 +31,10 @@ class DemoFailed(Exception):
     """A step of the demo did not behave as the contract says; the message names the step."""
 
 
-def run_demo(tokens: TokenStoreProtocol, out: TextIO, clock: Callable[[], float] = time.time) -> None:
-    """Register a client, then issue, consume, replay, look up, refresh and revoke on ``tokens``.
+def run_demo(tokens: LifecycleTokenStoreProtocol, out: TextIO, clock: Callable[[], float] = time.time) -> None:
+    """Register a client, then issue and consume a code, issue a token in its grant, look it up,
+    refresh it, replay the code (which revokes the grant) and check the grant's tokens are gone,
+    on ``tokens``.
 
     Raises:
         DemoFailed: a step did not behave as the contract says.
@@ -72,13 +75,6 @@ def run_demo(tokens: TokenStoreProtocol, out: TextIO, clock: Callable[[], float]
         raise DemoFailed("step 3: the consumed code does not match what was issued")
     step("3. consume code", f"{fingerprint(redeemed.code)} redeemed, PKCE verifier accepted")
 
-    try:
-        tokens.consume_code(code.code)
-    except AuthCodeNotFound:
-        step("4. replay the code", "refused: AuthCodeNotFound (a code is used once)")
-    else:
-        raise DemoFailed("step 4: a consumed code was accepted a second time")
-
     token = AccessToken(
         client.identifier,
         "authorization_code",
@@ -89,14 +85,15 @@ def run_demo(tokens: TokenStoreProtocol, out: TextIO, clock: Callable[[], float]
         redeemed.scopes,
         refresh_expires_at=now + 30 * 86400,
         user_id="alice",
+        grant_id=redeemed.grant_id,
     )
     tokens.save_token(token)
-    step("5. issue access token", f"{fingerprint(token.token)}, refresh {fingerprint(token.refresh_token or '')}, 3600 s")
+    step("4. issue access token", f"{fingerprint(token.token)}, refresh {fingerprint(token.refresh_token or '')}, 3600 s, in the code's grant")
 
     found = tokens.fetch_by_token(token.token)
     if found != token:
-        raise DemoFailed("step 6: the token read back differs from the one saved")
-    step("6. look up access token", f"found: user {found.user_id}, scopes {' '.join(found.scopes)}")
+        raise DemoFailed("step 5: the token read back differs from the one saved")
+    step("5. look up access token", f"found: user {found.user_id}, scopes {' '.join(found.scopes)}")
 
     assert token.refresh_token is not None
     previous = tokens.fetch_by_refresh_token(token.refresh_token)
@@ -105,15 +102,29 @@ def run_demo(tokens: TokenStoreProtocol, out: TextIO, clock: Callable[[], float]
     )
     tokens.delete_refresh_token(token.refresh_token)
     tokens.save_token(renewed)
-    step("7. refresh (rotating)", f"new {fingerprint(renewed.token)}, old refresh token revoked")
+    step("6. refresh (rotating)", f"new {fingerprint(renewed.token)} in the same grant, old refresh token retired")
+
+    try:
+        tokens.consume_code(code.code)
+    except CodeReplayError:
+        step("7. replay the code", "refused: CodeReplayError (a code is used once); its grant is revoked")
+    except AuthCodeNotFound as error:
+        raise DemoFailed(f"step 7: a replayed code was refused as {type(error).__name__}, not as a replay") from None
+    else:
+        raise DemoFailed("step 7: a consumed code was accepted a second time")
 
     assert renewed.refresh_token is not None
-    tokens.delete_refresh_token(renewed.refresh_token)
     for lookup, secret in ((tokens.fetch_by_token, renewed.token), (tokens.fetch_by_refresh_token, renewed.refresh_token)):
         try:
             lookup(secret)
         except AccessTokenNotFound:
             continue
-        raise DemoFailed("step 8: a revoked token was still found")
-    step("8. revoke", "access and refresh token gone: AccessTokenNotFound")
+        raise DemoFailed("step 8: a token of the revoked grant was still found")
+    try:
+        tokens.fetch_by_refresh_token(token.refresh_token)
+    except RefreshTokenReuseError:
+        pass
+    else:
+        raise DemoFailed("step 8: the retired refresh token was not refused as reuse")
+    step("8. the grant's tokens", "the refreshed token is gone: AccessTokenNotFound; the old refresh token: RefreshTokenReuseError")
     out.write("lifecycle complete\n")
