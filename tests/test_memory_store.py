@@ -11,7 +11,7 @@ import pytest
 
 from oauth2_store import AccessToken, AuthorizationCode, Client
 from oauth2_store.clock import ManualClock
-from oauth2_store.error import AccessTokenNotFound, RecordTypeError
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodeReplayError, GrantRevokedError, RecordTypeError
 from oauth2_store.protocols import (
     ClientStoreProtocol,
     ExtendedAccessTokenStoreProtocol,
@@ -19,6 +19,7 @@ from oauth2_store.protocols import (
     TokenStoreProtocol,
 )
 from oauth2_store.store import AccessTokenStore, AuthCodeStore, ClientStore, LocalClientStore, LocalTokenStore
+from oauth2_store.store.memory import _Grant
 from oauth2_store.testing import ClientStoreContract, LifecycleTokenStoreContract
 
 
@@ -170,3 +171,135 @@ def test_revoking_a_large_live_set_shrinks_the_expiry_schedule_with_it() -> None
     assert len(store) == 2 * count
     assert not store._tokens and not store._refresh_tokens
     assert len(store._expiries) <= 2 * len(store) + 1024
+
+
+def test_consumed_and_retired_markers_go_with_their_grants_once_expired() -> None:
+    clock = ManualClock(start=1_000_000)
+    store = LocalTokenStore(clock=clock)
+    now = int(clock())
+    for i in range(500):
+        code = AuthorizationCode("c", f"code-{i}", now + 60, None, [], user_id=f"u-{i % 7}")
+        store.save_code(code)
+        store.consume_code(code.code)
+        old = AccessToken("c", "authorization_code", f"t-{i}", expires_at=now + 10, refresh_token=f"r-{i}", refresh_expires_at=now + 100, grant_id=code.grant_id)
+        store.save_token(old)
+        store.delete_refresh_token(f"r-{i}")
+        store.save_token(AccessToken("c", "authorization_code", f"t2-{i}", expires_at=now + 10, refresh_token=f"r2-{i}", refresh_expires_at=now + 200, grant_id=code.grant_id))
+    assert len(store._consumed) == len(store._retired) == len(store._grants) == 500
+    clock.advance(150)  # the codes, the retired refresh tokens and the access tokens have expired
+    store.save_code(AuthorizationCode("c", "probe", int(clock()) + 5, None, []))
+    assert not store._consumed and not store._retired and not store._tokens
+    assert len(store._grants) == 501  # kept for the live refresh tokens
+    clock.advance(100)
+    store.save_code(AuthorizationCode("c", "last", int(clock()) + 5, None, []))
+    assert len(store) == 2  # the code and its grant
+    assert not store._grants_of_user
+
+
+def test_a_grant_emptied_by_deletions_is_still_purged_after_a_compaction() -> None:
+    clock = ManualClock(start=1_000_000)
+    store = LocalTokenStore(clock=clock)
+    now = int(clock())
+    for i in range(300):
+        store.save_code(AuthorizationCode("c", f"code-{i}", now + 60, None, []))
+        store.delete_code(f"code-{i}")
+    before = len(store._expiries)
+    for i in range(3_000):  # stale entries of one code saved again and again, until a compaction
+        store.save_code(AuthorizationCode("c", "same", now + 30 + i % 20, None, []))
+    assert len(store._expiries) < before + 3_000  # compacted: the deleted codes' entries are gone
+    assert len(store._grants) == 301
+    clock.advance(61)
+    store.save_code(AuthorizationCode("c", "last", int(clock()) + 5, None, []))
+    assert len(store) == 2  # the code and its grant
+
+
+def test_a_grant_refreshed_many_times_keeps_a_bounded_member_list() -> None:
+    store = LocalTokenStore()
+    token = AccessToken("c", "password", "t-0", refresh_token="r-0", user_id="alice")
+    store.save_token(token)
+    for i in range(1, 2_000):
+        assert token.refresh_token is not None
+        store.delete_refresh_token(token.refresh_token)
+        token = AccessToken("c", "password", f"t-{i}", refresh_token=f"r-{i}", user_id="alice", grant_id=token.grant_id)
+        store.save_token(token)
+        store.save_token(token)  # saved again: a second member, pruned with the stale ones
+    grant = store._grants[token.grant_id]
+    assert isinstance(grant, _Grant) and len(grant) <= 2 * 1 + 8  # one live record, pruned at 2 x 1 + 8
+    store.revoke_user("alice")
+    with pytest.raises(AccessTokenNotFound):
+        store.fetch_by_token(token.token)
+    with pytest.raises(AccessTokenNotFound):
+        store.fetch_by_refresh_token("r-1999")
+
+
+def test_a_save_with_nothing_live_starts_no_grant() -> None:
+    clock = ManualClock(start=1_000_000)
+    store = LocalTokenStore(clock=clock)
+    store.save_token(AccessToken("c", "password", "t", expires_at=999_000, refresh_token="r", refresh_expires_at=999_500, user_id="alice"))
+    store.save_code(AuthorizationCode("c", "code", 999_000, None, [], user_id="alice"))
+    assert len(store) == 0
+    assert not store._grants_of_user
+
+
+def test_pruning_a_grants_member_list_keeps_every_live_member() -> None:
+    store = LocalTokenStore()
+    code = AuthorizationCode("c", "code", 2_000_000_000, None, [])
+    store.save_code(code)
+    tokens = [AccessToken("c", "password", f"t-{i}", refresh_token=f"r-{i}", grant_id=code.grant_id) for i in range(100)]
+    for token in tokens:
+        store.save_token(token)
+        store.save_token(token)  # duplicates, so that the pruning has something to drop
+    grant = store._grants[code.grant_id]
+    assert isinstance(grant, _Grant) and len(grant) < 2 * len(tokens)
+    store.revoke_grant(code.grant_id)
+    assert len(store) == 1  # the revoked grant, kept until it would have expired
+    for token in tokens:
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_token(token.token)
+
+
+@pytest.mark.parametrize("revoke", ["replay", "grant", "user", "client", "refresh token"])
+def test_no_code_of_a_revoked_grant_can_be_consumed(revoke: str) -> None:
+    store = LocalTokenStore()
+    first = AuthorizationCode("c", "first", 2_000_000_000, None, [], user_id="alice")
+    store.save_code(first)
+    token = AccessToken("c", "authorization_code", "t", refresh_token="r", user_id="alice", grant_id=first.grant_id)
+    store.save_token(token)  # the second member: the grant gets its own object
+    store.save_code(AuthorizationCode("c", "second", 2_000_000_000, None, [], user_id="alice", grant_id=first.grant_id))
+    store.save_code(AuthorizationCode("c", "other", 2_000_000_000, None, [], user_id="bob"))
+    if revoke == "replay":
+        store.consume_code("first")
+        with pytest.raises(CodeReplayError):
+            store.consume_code("first")
+    elif revoke == "grant":
+        store.revoke_grant(first.grant_id)
+    elif revoke == "user":
+        store.revoke_user("alice")
+    elif revoke == "client":
+        store.revoke_client("c")
+    else:
+        store.revoke_token("r")
+    with pytest.raises(AuthCodeNotFound):
+        store.consume_code("second")
+    with pytest.raises(GrantRevokedError):
+        store.save_code(AuthorizationCode("c", "third", 2_000_000_000, None, [], grant_id=first.grant_id))
+    with pytest.raises(AuthCodeNotFound):
+        store.consume_code("third")
+    if revoke == "client":
+        with pytest.raises(AuthCodeNotFound):
+            store.consume_code("other")
+    else:
+        assert store.consume_code("other").user_id == "bob"
+
+
+def test_a_code_saved_into_another_grant_leaves_with_that_grant_only() -> None:
+    store = LocalTokenStore()
+    store.save_code(AuthorizationCode("c", "code", 2_000_000_000, None, [], grant_id="g-1"))
+    store.save_code(AuthorizationCode("c", "code", 2_000_000_000, None, [], grant_id="g-2"))
+    store.revoke_grant("g-1")
+    assert store.consume_code("code").grant_id == "g-2"
+    store.save_code(AuthorizationCode("c", "code-2", 2_000_000_000, None, [], grant_id="g-3"))
+    store.save_code(AuthorizationCode("c", "code-2", 2_000_000_000, None, [], grant_id="g-4"))
+    store.revoke_grant("g-4")
+    with pytest.raises(AuthCodeNotFound):
+        store.consume_code("code-2")

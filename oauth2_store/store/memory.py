@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import heapq
 import threading
+from collections import defaultdict
 from collections.abc import Iterable
-from typing import Literal
+from typing import Literal, NoReturn
 
 from oauth2_store.clock import Clock, system_clock
 from oauth2_store.error import (
@@ -30,9 +31,14 @@ from oauth2_store.store.base import AccessTokenStore, AuthCodeStore, ClientStore
 __all__ = ["LocalClientStore", "LocalTokenStore"]
 
 _UserKey = tuple[str, str, str | None]
-_Kind = Literal["token", "refresh", "code", "consumed", "retired", "grant"]
+_Kind = Literal["token", "refresh", "code", "grant"]
+_Entry = tuple[int, _Kind, str, str]
+"""An expiry entry: when, what kind of key, the key, and the grant of what was stored under it."""
+_Member = AccessToken | AuthorizationCode
 _MIN_COMPACTION = 1024
 """Below this many expiry entries, the heap is never compacted."""
+_MIN_PRUNE = 8
+"""Below this many members, a grant's member list is never pruned."""
 
 
 class LocalClientStore(ClientStore):
@@ -93,26 +99,28 @@ class LocalClientStore(ClientStore):
         return client
 
 
-class _Grant:
-    """One grant's state: who it belongs to, its live members, and until when it must be kept."""
+class _Grant(list[_Member]):
+    """One grant that outgrew its first record: the records saved into it (the list itself: one
+    object per grant), who it belongs to, whether it was revoked, and until when it must be kept.
 
-    __slots__ = ("client_id", "user_id", "revoked", "tokens", "refresh_tokens", "codes", "expires_at")
+    Every key under which a record of the grant is stored (a token, refresh token or code) is the
+    key of at least one member. Members whose keys were since deleted, replaced or taken by another
+    grant stay until the list is pruned: revocation looks every key up and deletes only what still
+    belongs to the grant. Made by :meth:`LocalTokenStore._promote`, which sets every attribute.
+    """
 
-    def __init__(self, client_id: str, user_id: str | None) -> None:
-        self.client_id = client_id
-        self.user_id = user_id
-        self.revoked = False
-        self.tokens: set[str] = set()
-        self.refresh_tokens: set[str] = set()
-        self.codes: set[str] = set()
-        self.expires_at: int | None = 0  # the latest expiry of anything issued in it; None: never
+    __slots__ = ("client_id", "user_id", "revoked", "prune_at", "expires_at")
+    client_id: str
+    user_id: str | None
+    revoked: bool
+    prune_at: int  # at this many members, the list is pruned before another joins
+    expires_at: int | None  # the latest expiry of anything issued in it; None: never
 
-    def extend(self, expires_at: int | None) -> bool:
-        """Keep the grant until ``expires_at`` at least; True if that moved its expiry."""
-        if self.expires_at is None or (expires_at is not None and expires_at <= self.expires_at):
-            return False
-        self.expires_at = expires_at
-        return True
+
+_GrantState = _Grant | AccessToken | AuthorizationCode
+"""What the store keeps of a grant. A grant whose only member is the record that started it, and
+that was never revoked, is that record: it has the owners, and its expiry is the grant's. Most
+grants stay so (a token issued on its own; a code until its token joins), and cost no object."""
 
 
 class LocalTokenStore(AccessTokenStore, AuthCodeStore):
@@ -133,16 +141,22 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         self._refresh_tokens: dict[str, AccessToken] = {}
         self._latest_of_user: dict[_UserKey, str] = {}
         self._codes: dict[str, AuthorizationCode] = {}
-        self._grants: dict[str, _Grant] = {}
-        self._grants_of_user: dict[str, set[str]] = {}
-        self._grants_of_client: dict[str, set[str]] = {}
-        # What consumed codes and retired refresh tokens belonged to, until they would have expired.
-        self._consumed: dict[str, tuple[str, int]] = {}
-        self._retired: dict[str, tuple[str, int | None]] = {}
+        self._grants: dict[str, _GrantState] = {}
+        # Grants are indexed by user, not by client: this store is for few clients, so a client's
+        # grants are most of them, and revoke_client scanning them all costs no more than an index
+        # would, which every new grant would pay for.
+        self._grants_of_user: defaultdict[str, set[str]] = defaultdict(set)
+        # Consumed codes and retired refresh tokens (the records themselves: they carry their grant
+        # and expiry, and need no new object), until they would have expired.
+        self._consumed: dict[str, AuthorizationCode] = {}
+        self._retired: dict[str, AccessToken] = {}
         self._lock = threading.Lock()
-        # (expires_at, kind, key) of every expiring entry, soonest first: purging is popping.
-        # Entries whose record was replaced or deleted stay until they come up or a compaction.
-        self._expiries: list[tuple[int, _Kind, str]] = []
+        # (expires_at, kind, key, grant_id) of every expiring entry, soonest first: purging is
+        # popping. Entries whose record was replaced or deleted stay until they come up or a
+        # compaction. A marker is purged by the entry of the record it marks (same key, same
+        # expiry), and a grant by the entry of its latest-expiring member: neither pushes its own,
+        # except in a compaction, which has no entries of deleted records left to use.
+        self._expiries: list[_Entry] = []
         # The heap is looked at when it has doubled since the last look: pushes stay O(log n)
         # amortized, and it is rebuilt only when most of it is stale.
         self._compact_above = _MIN_COMPACTION
@@ -152,7 +166,7 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         ``refresh_expires_at``, and as its user's latest token, as a member of its grant (which it
         starts if the grant is new). An expired part is not stored, and removes what was stored
         under the same token or refresh token (so re-saving a token with an earlier expiry ends it
-        early).
+        early); a save with no live part starts no grant.
 
         Raises:
             RecordTypeError: ``access_token`` is not an :class:`~oauth2_store.AccessToken`.
@@ -163,38 +177,44 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             require_record(access_token, AccessToken, "save_token")
         # Expiry checks are inlined here and in the fetches: this is the hot path of a token server.
         now = self._clock()
-        token, expires_at = access_token.token, access_token.expires_at
+        token, expires_at, grant_id = access_token.token, access_token.expires_at, access_token.grant_id
+        refresh_token, refresh_expires_at = access_token.refresh_token, access_token.refresh_expires_at
         self._lock.acquire()  # not `with`: on CPython 3.11 its exit call costs as much again
         try:
             expiries = self._expiries
             if expiries and expiries[0][0] <= now:
                 self._purge(now)
-            grant = self._join_grant(access_token.grant_id, access_token.client_id, access_token.user_id)
+            token_live = expires_at is None or now < expires_at
+            refresh_live = refresh_token is not None and (refresh_expires_at is None or now < refresh_expires_at)
+            # The grant is joined before the record is stored: a lock-free reader that finds the
+            # record also finds its grant.
+            grant = self._grants.get(grant_id)
+            if grant is None:
+                if token_live or refresh_live:
+                    self._start_grant(grant_id, access_token)
+            elif grant.client_id != access_token.client_id or (type(grant) is _Grant and grant.revoked):
+                _refuse_to_join(grant)
+            elif token_live or refresh_live:
+                self._join_grant(grant_id, grant, access_token)
             previous = self._tokens.get(token)
-            if expires_at is None or now < expires_at:
+            if token_live:
                 # Replaced by one assignment each, never removed first: readers take no lock, and
                 # a token (or user entry) saved again must not read as a miss in between.
                 self._tokens[token] = access_token
-                grant.tokens.add(token)
-                self._extend_grant(access_token.grant_id, grant, expires_at)
                 user_key = (access_token.client_id, access_token.grant_type, access_token.user_id)
                 if previous is not None and _user_key(previous) != user_key:
                     self._forget_latest_of_user(previous)
                 self._latest_of_user[user_key] = token
                 if expires_at is not None:
-                    heapq.heappush(expiries, (expires_at, "token", token))
+                    heapq.heappush(expiries, (expires_at, "token", token, grant_id))
             elif previous is not None:
                 del self._tokens[token]
                 self._forget_latest_of_user(previous)
-            refresh_token = access_token.refresh_token
             if refresh_token is not None:
-                refresh_expires_at = access_token.refresh_expires_at
-                if refresh_expires_at is None or now < refresh_expires_at:
+                if refresh_live:
                     self._refresh_tokens[refresh_token] = access_token
-                    grant.refresh_tokens.add(refresh_token)
-                    self._extend_grant(access_token.grant_id, grant, refresh_expires_at)
                     if refresh_expires_at is not None:
-                        heapq.heappush(expiries, (refresh_expires_at, "refresh", refresh_token))
+                        heapq.heappush(expiries, (refresh_expires_at, "refresh", refresh_token, grant_id))
                 else:
                     self._refresh_tokens.pop(refresh_token, None)
             if len(expiries) > self._compact_above:
@@ -227,8 +247,10 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         access_token = self._refresh_tokens.get(refresh_token)
         if access_token is not None:
             expires_at = access_token.refresh_expires_at
-            if (expires_at is None or self._clock() < expires_at) and self._grant_is_live(access_token.grant_id):
-                return access_token
+            if expires_at is None or self._clock() < expires_at:
+                grant = self._grants.get(access_token.grant_id)
+                if grant is not None and (type(grant) is not _Grant or not grant.revoked):
+                    return access_token
         elif refresh_token in self._retired:
             with self._lock:
                 self._refuse_retired(refresh_token)
@@ -262,16 +284,13 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             if access_token is None or access_token.is_refresh_expired(now):
                 raise AccessTokenNotFound("no live refresh token matches")
             grant = self._grants.get(access_token.grant_id)
-            if grant is None or grant.revoked:
+            if grant is None or (type(grant) is _Grant and grant.revoked):
                 raise AccessTokenNotFound("no live refresh token matches")
-            grant.refresh_tokens.discard(refresh_token)
             if self._tokens.get(access_token.token) == access_token:
                 del self._tokens[access_token.token]
-                grant.tokens.discard(access_token.token)
             self._forget_latest_of_user(access_token)
-            self._retired[refresh_token] = (access_token.grant_id, access_token.refresh_expires_at)
-            if access_token.refresh_expires_at is not None:
-                heapq.heappush(self._expiries, (access_token.refresh_expires_at, "retired", refresh_token))
+            # Purged by the refresh token's own expiry entry, which has the same key and time.
+            self._retired[refresh_token] = access_token
             # Revoked tokens leave their expiry entries behind, maybe for weeks (refresh tokens):
             # the heap must shrink with the live set, not only be looked at when it doubles.
             self._compact_if_stale()
@@ -315,15 +334,16 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
 
     def revoke_client(self, client_id: str) -> None:
         """End every grant of ``client_id``, with its tokens and unconsumed codes. Grants
-        authorized afterwards work."""
+        authorized afterwards work. Looks at every grant in the store (grants are not indexed by
+        client)."""
         with self._lock:
-            for grant_id in list(self._grants_of_client.get(client_id, ())):
+            for grant_id in [grant_id for grant_id, grant in self._grants.items() if grant.client_id == client_id]:
                 self._revoke_grant(grant_id)
             self._compact_if_stale()
 
     def save_code(self, authorization_code: AuthorizationCode) -> None:
         """Store ``authorization_code`` until its ``expires_at``, starting its grant. An expired
-        code is not stored, and removes what was stored under the same code.
+        code is not stored (and starts no grant), and removes what was stored under the same code.
 
         Raises:
             RecordTypeError: ``authorization_code`` is not an :class:`~oauth2_store.AuthorizationCode`.
@@ -333,19 +353,25 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         if type(authorization_code) is not AuthorizationCode:
             require_record(authorization_code, AuthorizationCode, "save_code")
         now = self._clock()
+        code, expires_at, grant_id = authorization_code.code, authorization_code.expires_at, authorization_code.grant_id
         self._lock.acquire()  # not `with`: on CPython 3.11 its exit call costs as much again
         try:
-            if self._expiries and self._expiries[0][0] <= now:
+            expiries = self._expiries
+            if expiries and expiries[0][0] <= now:
                 self._purge(now)
-            grant = self._join_grant(authorization_code.grant_id, authorization_code.client_id, authorization_code.user_id)
-            if authorization_code.is_expired(now):
-                self._codes.pop(authorization_code.code, None)
+            grant = self._grants.get(grant_id)
+            if grant is not None and (grant.client_id != authorization_code.client_id or (type(grant) is _Grant and grant.revoked)):
+                _refuse_to_join(grant)
+            if now >= expires_at:
+                self._codes.pop(code, None)
             else:
-                self._codes[authorization_code.code] = authorization_code
-                grant.codes.add(authorization_code.code)
-                self._extend_grant(authorization_code.grant_id, grant, authorization_code.expires_at)
-                heapq.heappush(self._expiries, (authorization_code.expires_at, "code", authorization_code.code))
-                if len(self._expiries) > self._compact_above:
+                if grant is None:
+                    self._start_grant(grant_id, authorization_code)
+                else:
+                    self._join_grant(grant_id, grant, authorization_code)
+                self._codes[code] = authorization_code
+                heapq.heappush(expiries, (expires_at, "code", code, grant_id))
+                if len(expiries) > self._compact_above:
                     self._compact_if_stale()
         finally:
             self._lock.release()
@@ -362,8 +388,10 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             if code in self._consumed:
                 with self._lock:
                     self._refuse_consumed(code, self._clock())
-        elif self._clock() < authorization_code.expires_at and self._grant_is_live(authorization_code.grant_id):
-            return authorization_code
+        elif self._clock() < authorization_code.expires_at:
+            grant = self._grants.get(authorization_code.grant_id)
+            if grant is not None and (type(grant) is not _Grant or not grant.revoked):
+                return authorization_code
         raise AuthCodeNotFound("no live authorization code matches")
 
     def delete_code(self, code: str) -> None:
@@ -381,69 +409,91 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             AuthCodeNotFound: no such code, it expired, or its grant is revoked.
         """
         now = self._clock()
-        with self._lock:
-            self._refuse_consumed(code, now)
+        self._lock.acquire()  # not `with`: on CPython 3.11 its exit call costs as much again
+        try:
+            if code in self._consumed:
+                self._refuse_consumed(code, now)
             authorization_code = self._codes.pop(code, None)
             if authorization_code is None or now >= authorization_code.expires_at:
                 raise AuthCodeNotFound("no live authorization code matches")
-            grant = self._grants.get(authorization_code.grant_id)
-            if grant is None or grant.revoked:
-                raise AuthCodeNotFound("no live authorization code matches")
-            grant.codes.discard(code)
-            self._consumed[code] = (authorization_code.grant_id, authorization_code.expires_at)
-            heapq.heappush(self._expiries, (authorization_code.expires_at, "consumed", code))
+            # No look at the grant: under the lock, a stored code's grant is live. Revoking a grant
+            # deletes its codes under the lock, nothing is saved into a revoked grant, and a grant
+            # is forgotten only once everything in it has expired.
+            # The marker is purged by the code's own expiry entry, which has the same key and time.
+            self._consumed[code] = authorization_code
             return authorization_code
+        finally:
+            self._lock.release()
 
-    def _grant_is_live(self, grant_id: str) -> bool:
-        grant = self._grants.get(grant_id)
-        return grant is not None and not grant.revoked
+    def _start_grant(self, grant_id: str, member: _Member) -> None:
+        """Start grant ``grant_id`` with its first live member, which stands for it until a second
+        joins or it is revoked; index it by user. Lock held."""
+        self._grants[grant_id] = member
+        if member.user_id is not None:
+            self._grants_of_user[member.user_id].add(grant_id)
 
-    def _join_grant(self, grant_id: str, client_id: str, user_id: str | None) -> _Grant:
-        """The live grant ``grant_id``, started if new. Lock held.
-
-        Raises:
-            GrantRevokedError: the grant was revoked.
-            RecordValueError: the grant belongs to another client.
-        """
-        grant = self._grants.get(grant_id)
-        if grant is None:
-            grant = self._grants[grant_id] = _Grant(client_id, user_id)
-            heapq.heappush(self._expiries, (0, "grant", grant_id))  # purged at once unless a member extends it
-            self._grants_of_client.setdefault(client_id, set()).add(grant_id)
-            if user_id is not None:
-                self._grants_of_user.setdefault(user_id, set()).add(grant_id)
-        elif grant.revoked:
-            raise GrantRevokedError("the record's grant was revoked")
-        elif grant.client_id != client_id:
-            raise RecordValueError("grant_id names a grant of another client")
+    def _promote(self, grant_id: str, first: _Member) -> _Grant:
+        """Replace the record standing for grant ``grant_id`` by a :class:`_Grant` holding it, in
+        one assignment (lock-free readers find one or the other, both live). Lock held."""
+        grant = _Grant()
+        grant.append(first)
+        grant.client_id, grant.user_id, grant.revoked, grant.prune_at = first.client_id, first.user_id, False, _MIN_PRUNE
+        grant.expires_at = _expiry_of(first)
+        self._grants[grant_id] = grant
         return grant
 
-    def _extend_grant(self, grant_id: str, grant: _Grant, expires_at: int | None) -> None:
-        if grant.extend(expires_at) and expires_at is not None:
-            heapq.heappush(self._expiries, (expires_at, "grant", grant_id))
+    def _join_grant(self, grant_id: str, grant: _GrantState, member: _Member) -> None:
+        """Add a member with a live part to the live grant, and keep the grant until the member
+        expires at least (the member's expiry entry is then the grant's). Lock held."""
+        if not isinstance(grant, _Grant):
+            grant = self._promote(grant_id, grant)
+        elif len(grant) >= grant.prune_at:
+            self._prune_members(grant_id, grant)  # before the append: ``member`` is not stored yet
+        grant.append(member)
+        expires_at = _expiry_of(member)
+        if grant.expires_at is not None and (expires_at is None or expires_at > grant.expires_at):
+            grant.expires_at = expires_at
+
+    def _prune_members(self, grant_id: str, grant: _Grant) -> None:
+        """Keep one member per record still stored in the grant (the record itself: it has the
+        keys it is stored under); look again when the list has doubled. Lock held."""
+        current: dict[int, _Member] = {}
+        for member in grant:
+            if isinstance(member, AuthorizationCode):
+                found: tuple[_Member | None, ...] = (self._codes.get(member.code),)
+            elif member.refresh_token is None:
+                found = (self._tokens.get(member.token),)
+            else:
+                found = (self._tokens.get(member.token), self._refresh_tokens.get(member.refresh_token))
+            for record in found:
+                if record is not None and record.grant_id == grant_id:
+                    current[id(record)] = record
+        grant[:] = current.values()
+        grant.prune_at = 2 * len(grant) + _MIN_PRUNE
 
     def _revoke_grant(self, grant_id: str) -> None:
         """Delete every member of the grant and mark it revoked until it would have expired. Lock held."""
         grant = self._grants.get(grant_id)
         if grant is None:
             return
+        if not isinstance(grant, _Grant):
+            grant = self._promote(grant_id, grant)
         grant.revoked = True
-        for token in grant.tokens:
-            access_token = self._tokens.get(token)
+        for member in grant:
+            if isinstance(member, AuthorizationCode):
+                authorization_code = self._codes.get(member.code)
+                if authorization_code is not None and authorization_code.grant_id == grant_id:
+                    self._codes.pop(member.code, None)  # delete_code may have taken it meanwhile
+                continue
+            access_token = self._tokens.get(member.token)
             if access_token is not None and access_token.grant_id == grant_id:
-                del self._tokens[token]
+                del self._tokens[member.token]
                 self._forget_latest_of_user(access_token)
-        for refresh_token in grant.refresh_tokens:
-            refreshed = self._refresh_tokens.get(refresh_token)
-            if refreshed is not None and refreshed.grant_id == grant_id:
-                del self._refresh_tokens[refresh_token]
-        for code in grant.codes:
-            authorization_code = self._codes.get(code)
-            if authorization_code is not None and authorization_code.grant_id == grant_id:
-                self._codes.pop(code, None)  # consume_code may have taken it meanwhile
-        grant.tokens.clear()
-        grant.refresh_tokens.clear()
-        grant.codes.clear()
+            if member.refresh_token is not None:
+                refreshed = self._refresh_tokens.get(member.refresh_token)
+                if refreshed is not None and refreshed.grant_id == grant_id:
+                    del self._refresh_tokens[member.refresh_token]
+        grant.clear()
 
     def _refuse_consumed(self, code: str, now: float) -> None:
         """Revoke the grant of ``code`` and raise, if ``code`` was consumed and has not expired. Lock held.
@@ -452,8 +502,8 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             CodeReplayError: it was.
         """
         consumed = self._consumed.get(code)
-        if consumed is not None and now < consumed[1]:
-            self._revoke_grant(consumed[0])
+        if consumed is not None and now < consumed.expires_at:
+            self._revoke_grant(consumed.grant_id)
             raise CodeReplayError("the authorization code was already used; its grant is revoked")
 
     def _refuse_retired(self, refresh_token: str) -> None:
@@ -463,8 +513,8 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
             RefreshTokenReuseError: it was.
         """
         retired = self._retired.get(refresh_token)
-        if retired is not None and (retired[1] is None or self._clock() < retired[1]):
-            self._revoke_grant(retired[0])
+        if retired is not None and not retired.is_refresh_expired(self._clock()):
+            self._revoke_grant(retired.grant_id)
             raise RefreshTokenReuseError("the refresh token was already used; its grant is revoked")
 
     def _forget_latest_of_user(self, access_token: AccessToken) -> None:
@@ -476,8 +526,9 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
     def _purge(self, now: float) -> None:
         """Drop every record, marker and grant that has expired by ``now``. Lock held."""
         expiries = self._expiries
+        grants = self._grants
         while expiries and expiries[0][0] <= now:
-            _, kind, key = heapq.heappop(expiries)
+            _, kind, key, grant_id = heapq.heappop(expiries)
             if kind == "token":
                 access_token = self._tokens.get(key)
                 if access_token is not None and access_token.is_expired(now):
@@ -487,32 +538,30 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
                 refreshed = self._refresh_tokens.get(key)
                 if refreshed is not None and refreshed.is_refresh_expired(now):
                     del self._refresh_tokens[key]
+                retired = self._retired.get(key)
+                if retired is not None and retired.is_refresh_expired(now):
+                    del self._retired[key]
             elif kind == "code":
                 authorization_code = self._codes.get(key)
                 if authorization_code is not None and authorization_code.is_expired(now):
-                    self._codes.pop(key, None)  # consume_code may have taken it meanwhile
-            elif kind == "consumed":
+                    self._codes.pop(key, None)  # delete_code may have taken it meanwhile
                 consumed = self._consumed.get(key)
-                if consumed is not None and consumed[1] <= now:
+                if consumed is not None and consumed.is_expired(now):
                     del self._consumed[key]
-            elif kind == "retired":
-                retired = self._retired.get(key)
-                if retired is not None and retired[1] is not None and retired[1] <= now:
-                    del self._retired[key]
-            else:
-                grant = self._grants.get(key)
-                if grant is not None and grant.expires_at is not None and grant.expires_at <= now:
-                    self._forget_grant(key, grant)
+            grant = grants.get(grant_id)
+            if grant is not None:
+                grant_expires_at = _expiry_of(grant)
+                if grant_expires_at is not None and grant_expires_at <= now:
+                    self._forget_grant(grant_id, grant)
 
-    def _forget_grant(self, grant_id: str, grant: _Grant) -> None:
+    def _forget_grant(self, grant_id: str, grant: _GrantState) -> None:
         """Drop an expired grant: everything issued in it has expired. Lock held."""
         del self._grants[grant_id]
-        for index, owner in ((self._grants_of_client, grant.client_id), (self._grants_of_user, grant.user_id)):
-            if owner is not None:
-                grants = index[owner]
-                grants.discard(grant_id)
-                if not grants:
-                    del index[owner]
+        if grant.user_id is not None:
+            grants = self._grants_of_user[grant.user_id]
+            grants.discard(grant_id)
+            if not grants:
+                del self._grants_of_user[grant.user_id]
 
     def _compact_if_stale(self) -> None:
         """Rebuild the expiry heap from the live entries if more than half of it is entries of
@@ -520,25 +569,23 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
 
         Entries of consumed or deleted codes are left to expire (minutes); revocations call this
         as soon as the heap is more than twice the live set."""
-        expiries: list[tuple[int, _Kind, str]] = self._expiries
+        expiries: list[_Entry] = self._expiries
         if len(expiries) > 2 * len(self) + _MIN_COMPACTION:
             expiries = []
             for token, access_token in self._tokens.items():
                 if access_token.expires_at is not None:
-                    expiries.append((access_token.expires_at, "token", token))
-            for refresh_token, access_token in self._refresh_tokens.items():
+                    expiries.append((access_token.expires_at, "token", token, access_token.grant_id))
+            for refresh_token, access_token in (*self._refresh_tokens.items(), *self._retired.items()):
                 if access_token.refresh_expires_at is not None:
-                    expiries.append((access_token.refresh_expires_at, "refresh", refresh_token))
-            for code, authorization_code in self._codes.copy().items():  # delete_code pops without the lock
-                expiries.append((authorization_code.expires_at, "code", code))
-            for code, (_, expires_at) in self._consumed.items():
-                expiries.append((expires_at, "consumed", code))
-            for refresh_token, (_, refresh_expires_at) in self._retired.items():
-                if refresh_expires_at is not None:
-                    expiries.append((refresh_expires_at, "retired", refresh_token))
+                    expiries.append((access_token.refresh_expires_at, "refresh", refresh_token, access_token.grant_id))
+            # delete_code pops without the lock: the copy is taken in one step.
+            for code, authorization_code in (*self._codes.copy().items(), *self._consumed.items()):
+                expiries.append((authorization_code.expires_at, "code", code, authorization_code.grant_id))
+            # The entries of deleted records are gone: every grant gets its own.
             for grant_id, grant in self._grants.items():
-                if grant.expires_at is not None:
-                    expiries.append((grant.expires_at, "grant", grant_id))
+                grant_expires_at = _expiry_of(grant)
+                if grant_expires_at is not None:
+                    expiries.append((grant_expires_at, "grant", grant_id, grant_id))
             heapq.heapify(expiries)
             self._expiries = expiries
         self._compact_above = 2 * len(expiries) + _MIN_COMPACTION
@@ -547,6 +594,36 @@ class LocalTokenStore(AccessTokenStore, AuthCodeStore):
         """How many entries the store holds: access tokens, refresh tokens, codes, grants, and the
         markers of consumed codes and retired refresh tokens."""
         return len(self._tokens) + len(self._refresh_tokens) + len(self._codes) + len(self._grants) + len(self._consumed) + len(self._retired)
+
+
+def _refuse_to_join(grant: _GrantState) -> NoReturn:
+    """Raise why a record cannot be saved into ``grant``.
+
+    Raises:
+        GrantRevokedError: the grant was revoked.
+        RecordValueError: the grant belongs to another client.
+    """
+    if isinstance(grant, _Grant) and grant.revoked:
+        raise GrantRevokedError("the record's grant was revoked")
+    raise RecordValueError("grant_id names a grant of another client")
+
+
+def _expiry_of(grant: _GrantState) -> int | None:
+    """Until when ``grant`` must be kept: the latest expiry of what was stored in it; None: never.
+
+    Also the expiry of a member, for the grant it joins. A record (standing for its grant, or
+    joining one) was stored with at least one live part, so its latest expiry is that of a stored
+    part: a part that was not stored had expired before the live one would."""
+    if isinstance(grant, _Grant):
+        return grant.expires_at
+    if isinstance(grant, AuthorizationCode):
+        return grant.expires_at
+    expires_at, refresh_expires_at = grant.expires_at, grant.refresh_expires_at
+    if grant.refresh_token is None:
+        return expires_at
+    if expires_at is None or refresh_expires_at is None:
+        return None
+    return expires_at if expires_at > refresh_expires_at else refresh_expires_at
 
 
 def _user_key(access_token: AccessToken) -> _UserKey:
