@@ -1,11 +1,12 @@
 """Store URLs: name a deployment in one string, for configuration files and the command line.
 
 - ``memory://``: the embedded in-memory store (:class:`~oauth2_store.store.LocalTokenStore`).
-- ``memcache://host[:port][,host[:port]...][?prefix=...&client=...&timeout=...]``:
+- ``memcache://host[:port][,host[:port]...][?prefix=...&client=...&timeout=...&verify_grants=...]``:
   :class:`~oauth2_store.store.MemcacheTokenStore` over those servers (port 11211 when none is
   given; ``[::1]:11211`` for IPv6), with ``client`` one of ``pymemcache`` (the default),
-  ``pylibmc`` or ``python-memcached``, and ``timeout`` the connect and read timeout in seconds
-  (default 1).
+  ``pylibmc`` or ``python-memcached``, ``timeout`` the connect and read timeout in seconds
+  (default 1), and ``verify_grants`` ``true`` or ``false`` (the default): whether
+  ``fetch_by_token`` also checks the token's grant.
 
 :data:`STORE_SCHEMES` maps each scheme to the function that opens it: a new adapter is one entry.
 """
@@ -79,13 +80,13 @@ def open_store(url: str, *, prefix: str | None = None) -> LifecycleTokenStorePro
 
 _EXAMPLES = ("memory://", "memcache://host[:port]")
 
-_SHOWN_OPTIONS = frozenset({"prefix", "client", "timeout"})
+_SHOWN_OPTIONS = frozenset({"prefix", "client", "timeout", "verify_grants"})
 
 
 def redact_url(url: str) -> str:
     """``url`` as it may be shown in messages and logs: credentials (anything before an ``@``,
     whatever characters the password holds) become ``***``, and so do the values of options other
-    than ``prefix``, ``client`` and ``timeout`` and any fragment."""
+    than ``prefix``, ``client``, ``timeout`` and ``verify_grants``, and any fragment."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         scheme, rest = "", url
@@ -128,6 +129,7 @@ def _open_memcache(parts: SplitResult, options: dict[str, str]) -> LifecycleToke
     if client not in MEMCACHE_CLIENTS:
         raise ValueError(f"option client={client!r} is not one of {', '.join(MEMCACHE_CLIENTS)}")
     timeout = _positive_seconds(options.pop("timeout", "1"))
+    verify_grants = _boolean("verify_grants", options.pop("verify_grants", "false"))
     _refuse_unknown(options)
     library_options: dict[str, Any]
     if client == "pylibmc":
@@ -137,7 +139,7 @@ def _open_memcache(parts: SplitResult, options: dict[str, str]) -> LifecycleToke
         library_options = {"socket_timeout": timeout, "debug": 0}
     else:
         library_options = {"connect_timeout": timeout, "timeout": timeout}
-    return MemcacheTokenStore(None, prefix, servers, **library_options)
+    return MemcacheTokenStore(None, prefix, servers, verify_grants=verify_grants, **library_options)
 
 
 def _close(store: TokenStoreProtocol) -> None:
@@ -153,6 +155,12 @@ def _positive_seconds(value: str) -> float:
     if not 0 < seconds < 3600:
         raise ValueError(f"option timeout={value!r} must be more than 0 and less than 3600 seconds")
     return seconds
+
+
+def _boolean(name: str, value: str) -> bool:
+    if value not in ("true", "false"):
+        raise ValueError(f"option {name}={value!r} is not true or false")
+    return value == "true"
 
 
 def _refuse_unknown(options: Mapping[str, str]) -> None:

@@ -95,18 +95,34 @@ def test_help_of_every_subcommand(capsys: pytest.CaptureFixture[str], command: s
 def test_check_passes_on_the_in_memory_store(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["check", "memory://"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[-1] == "9 checks: 8 passed, 0 failed, 1 skipped"
-    assert [line.split()[0] for line in out[1:-1]] == ["PASS"] * 7 + ["SKIP", "PASS"]
-    assert "SKIP  corrupt value" in out[8]
+    assert out[-1] == "10 checks: 9 passed, 0 failed, 1 skipped"
+    assert [line.split()[0] for line in out[1:-1]] == ["PASS"] * 8 + ["SKIP", "PASS"]
+    assert "SKIP  corrupt value" in out[9]
+    assert "PASS  revocation bound       exact" in out[6]
 
 
 def test_check_passes_on_memcached_and_cleans_up(memcached: MemcachedServer, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["check", f"memcache://{memcached.address}"]) == 0
     out = capsys.readouterr().out
-    assert "9 checks: 9 passed, 0 failed" in out
+    assert "10 checks: 9 passed, 0 failed, 1 skipped" in out
+    assert "SKIP  revocation bound       1 of 1 servers evict (no -M) and verify_grants is off" in out
     assert "the server keeps a 40-day token for 40.0 days" in out
     assert "a value that is not a record raises CodecError" in out
     assert not [key for key in memcached.keys() if key.startswith("oauth2-store-check-")]
+
+
+def test_check_reports_the_revocation_bound_of_a_server_that_never_evicts_or_a_store_that_verifies(
+    memcached: MemcachedServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    never_evicts = MemcachedServer(evict=False).start()
+    try:
+        assert cli.main(["check", f"memcache://{never_evicts.address}"]) == 0
+        assert "PASS  revocation bound       no server evicts (-M)" in capsys.readouterr().out
+    finally:
+        never_evicts.stop()
+    assert cli.main(["check", f"memcache://{memcached.address}?verify_grants=true"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  revocation bound       verify_grants" in out and "10 checks: 10 passed, 0 failed" in out
 
 
 def test_check_reports_a_store_that_breaks_the_contract(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -114,7 +130,7 @@ def test_check_reports_a_store_that_breaks_the_contract(monkeypatch: pytest.Monk
     assert cli.main(["check", "memory://"]) == 1
     out = capsys.readouterr().out
     assert "FAIL  code used once" in out and "FAIL  exactly-once consume" in out
-    assert out.splitlines()[-1] == "9 checks: 6 passed, 2 failed, 1 skipped"
+    assert out.splitlines()[-1] == "10 checks: 7 passed, 2 failed, 1 skipped"
 
 
 def test_check_fails_when_any_server_of_the_list_is_dead(memcached: MemcachedServer, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -16,7 +17,7 @@ from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
 from pymemcache.client.retrying import RetryingClient
 
-from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodeReplayError, StoreUnavailableError
+from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodeReplayError, GrantRevokedError, StoreUnavailableError
 from oauth2_store.store.memcache import MemcacheTokenStore, pymemcache_client
 from tests.memcache_faults import (
     GIVE_UP,
@@ -267,3 +268,53 @@ def test_a_failed_save_leaves_no_part_of_the_token_on_the_other_servers() -> Non
         store.close()
         for server in servers:
             server.stop()
+
+
+def test_an_evicted_index_entry_epoch_or_marker_never_lets_more_through_than_the_readme_bounds(memcached: MemcachedServer) -> None:
+    """What memcached evicting one lifecycle key can let through (README, Token lifecycle): a lost
+    user index, only the revoked user's access tokens, until their own expiry, and a
+    verify_grants store refuses them; a lost grant entry or epoch refuses its refresh tokens and
+    saves into it; a lost consumed marker leaves a replayed code refused (its key is gone)."""
+    prefix = f"evict-{secrets.token_hex(4)}"
+    store = MemcacheTokenStore(servers=[memcached.address], prefix=prefix)
+    verifying = MemcacheTokenStore(servers=[memcached.address], prefix=prefix, verify_grants=True)
+
+    def evict(key: str) -> None:
+        assert memcached.command(f"delete {key}\r\n".encode()) == b"DELETED\r\n"
+
+    try:
+        index_lost, entry_lost, epoch_lost = (make_token(user_id=f"user-{secrets.token_hex(4)}") for _ in range(3))
+        for token in (index_lost, entry_lost, epoch_lost):
+            store.save_token(token)
+
+        evict(store._key("i", f"u:{index_lost.user_id}"))
+        store.revoke_user(index_lost.user_id or "")
+        assert store.fetch_by_token(index_lost.token) == index_lost  # let through ...
+        ttl = memcached.ttl(store._key("t", index_lost.token))
+        assert ttl is not None and 0 < ttl <= (index_lost.expires_at or 0) - int(time.time()) + 2  # ... until its expiry
+        with pytest.raises(AccessTokenNotFound):
+            verifying.fetch_by_token(index_lost.token)
+        with pytest.raises(AccessTokenNotFound):
+            store.fetch_by_refresh_token(index_lost.refresh_token or "")
+
+        evict(store._grant_key(entry_lost.grant_id))
+        evict(store._epoch_keys(epoch_lost.client_id, epoch_lost.user_id)[1])
+        for token in (entry_lost, epoch_lost):
+            with pytest.raises(AccessTokenNotFound):
+                store.fetch_by_refresh_token(token.refresh_token or "")
+            with pytest.raises(AccessTokenNotFound):
+                verifying.fetch_by_token(token.token)
+        store.revoke_grant(entry_lost.grant_id)  # an operator revokes it: remembered without its entry
+        for token in (entry_lost, epoch_lost):
+            with pytest.raises(GrantRevokedError):
+                store.save_token(token)
+
+        code = make_code()
+        store.save_code(code)
+        assert store.consume_code(code.code) == code
+        evict(store._key("k", code.code))
+        with pytest.raises(AuthCodeNotFound):
+            store.consume_code(code.code)
+    finally:
+        store.close()
+        verifying.close()

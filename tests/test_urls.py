@@ -31,6 +31,14 @@ def test_memcache_urls_open_the_memcache_store(url: str, servers: str, library: 
     store.close()
 
 
+def test_verify_grants_option_reaches_the_store() -> None:
+    for value, expected in (("true", True), ("false", False)):
+        store = open_store(f"memcache://127.0.0.1?verify_grants={value}")
+        assert isinstance(store, MemcacheTokenStore) and store._verify_grants is expected
+    default = open_store("memcache://127.0.0.1")
+    assert isinstance(default, MemcacheTokenStore) and default._verify_grants is False
+
+
 def test_prefix_option_and_override_reach_the_keys() -> None:
     store = open_store("memcache://127.0.0.1?prefix=tenant-a")
     assert isinstance(store, MemcacheTokenStore) and store._key("t", "x").startswith("tenant-a:t:")
@@ -56,6 +64,7 @@ def test_prefix_option_and_override_reach_the_keys() -> None:
         ("memcache://h?colour=blue", "unknown option 'colour'"),
         ("memcache://h?timeout=soon", "option timeout='soon' is not a number of seconds"),
         ("memcache://h?timeout=0", "must be more than 0"),
+        ("memcache://h?verify_grants=yes", "option verify_grants='yes' is not true or false"),
         ("memcache://h?client=redis-py", "option client='redis-py' is not one of"),
         ("memcache://h?prefix=a&prefix=b", "option 'prefix' is given twice"),
         ("memcache://h?prefix=two%20words", "prefix must be"),

@@ -134,6 +134,20 @@ class _Checker:
         _expect(40 * DAY - 60 <= ttl <= 40 * DAY + 2, f"the server keeps a 40-day token for {ttl} s")
         return f"the server keeps a 40-day token for {ttl / DAY:.1f} days"
 
+    def revocation_bound(self) -> str:
+        if not isinstance(self.store, MemcacheTokenStore):
+            return "exact: revoking a grant, user or client deletes its access tokens at once"
+        if self.store._verify_grants:
+            return "verify_grants: fetch_by_token refuses a revoked grant's access tokens at once"
+        evicting = [server for server in _servers(self.store) if b"STAT evictions off" not in _raw(server, b"stats settings\r\n", b"END\r\n")]
+        if evicting:
+            raise CheckSkipped(
+                f"{len(evicting)} of {len(_servers(self.store))} servers evict (no -M) and verify_grants is off: a revoked grant "
+                "whose entry or index was evicted keeps its access tokens until their own expiry; run memcached -M or add "
+                "verify_grants=true to the URL"
+            )
+        return "no server evicts (-M): revocations delete access tokens through entries and indexes (a restart still can lose them)"
+
     def exactly_once(self, threads: int = 8, codes: int = 10) -> str:
         saved = [self.code() for _ in range(codes)]
         for code in saved:
@@ -242,6 +256,7 @@ def run_checks(url: str, out: TextIO) -> bool:
         ("misses", checker.misses),
         ("code used once", checker.code_used_once),
         ("revocation", checker.revocation),
+        ("revocation bound", checker.revocation_bound),
         ("token beyond 30 days", checker.long_lived_token),
         ("exactly-once consume", checker.exactly_once),
         ("corrupt value", checker.corrupt_value),
