@@ -43,6 +43,18 @@ _Result = TypeVar("_Result")
 CLIENT = "race-client"
 
 
+def race_in_random_orders(racer: Callable[[list[str]], None], keys: list[str], threads: int, start: Barrier) -> None:
+    """Run ``threads`` threads of ``racer``, each over ``keys`` in its own random order, all started
+    once every process passed ``start``; return when they are done."""
+    orders = [random.sample(keys, len(keys)) for _ in range(threads)]
+    running = [threading.Thread(target=racer, args=(order,)) for order in orders]
+    start.wait()
+    for thread in running:
+        thread.start()
+    for thread in running:
+        thread.join()
+
+
 def gather(processes: Sequence[BaseProcess], results: Queue[_Result]) -> list[_Result]:
     """One result from each started process (waiting at most 120 s for each), then every process
     joined and asserted to have exited cleanly."""
@@ -78,13 +90,7 @@ def racer_process(
             with lock:
                 wins.append(code)
 
-    orders = [random.sample(codes, len(codes)) for _ in range(threads_per_process)]
-    threads = [threading.Thread(target=racer, args=(order,)) for order in orders]
-    start.wait()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    race_in_random_orders(racer, codes, threads_per_process, start)
     store.close()
     results.put((wins, errors))
 
@@ -195,13 +201,7 @@ def lifecycle_racer_process(
             with lock:
                 outcomes.append((key, "won"))
 
-    orders = [random.sample(keys, len(keys)) for _ in range(threads_per_process)]
-    threads = [threading.Thread(target=racer, args=(order,)) for order in orders]
-    start.wait()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    race_in_random_orders(racer, keys, threads_per_process, start)
     store.close()
     results.put((outcomes, errors))
 
