@@ -524,18 +524,34 @@ SMALL_ITEMS = 256 * 1024
 
 def test_evictions_on_a_full_server_read_as_misses_never_as_wrong_records(start_servers: StartServers, scale: Scale, figures: Figures) -> None:
     """memcached with its smallest memory (-m 1, items up to SMALL_ITEMS) and many more tokens than
-    fit. A save that returns was stored: read back at once, it is found whole
+    fit. A save that returns was stored: read back at once, it is found whole by token
     (memcached evicts from the cold end of its LRU, never the item it just stored while the slab
-    class holds others). Later, each lookup returns exactly the saved record or a miss."""
+    class holds others). A save whose grant entry or epoch was evicted as it was written raises
+    GrantRevokedError and leaves nothing, and a refresh token whose grant state was evicted reads
+    as a miss (fail closed). Later, each lookup returns exactly the saved record or a miss."""
     (server,) = start_servers(1, memory_mb=1, max_item_size=SMALL_ITEMS)
     store = BUILDERS["pymemcache"]([server.address], "full")
     count = scale.pick(3_000, 50_000, typeguard=2_000)
     tokens = [make_token(user_id=f"user-{index}") for index in range(count)]
+    saved: list[AccessToken] = []
+    refused = refresh_misses = 0
     try:
         for token in tokens:
-            store.save_token(token)
+            try:
+                store.save_token(token)
+            except GrantRevokedError:
+                refused += 1
+                with pytest.raises(AccessTokenNotFound):
+                    store.fetch_by_token(token.token)
+                continue
+            saved.append(token)
             assert store.fetch_by_token(token.token) == token
-            assert store.fetch_by_refresh_token(token.refresh_token or "") == token
+            try:
+                assert store.fetch_by_refresh_token(token.refresh_token or "") == token
+            except AccessTokenNotFound:
+                refresh_misses += 1
+        assert len(saved) > count // 2  # refusals are the exception, not the rule
+        tokens = saved
         outcomes: Counter[tuple[str, str]] = Counter()
         for token in tokens:
             for kind, lookup in token_lookups(store, token).items():
@@ -547,10 +563,12 @@ def test_evictions_on_a_full_server_read_as_misses_never_as_wrong_records(start_
     finally:
         store.close()
     assert not any(outcome == "wrong" for _, outcome in outcomes), outcomes
-    assert 0 < outcomes["access", "same"] < count  # some of it fitted, not all of it
+    assert 0 < outcomes["access", "same"] < len(tokens)  # some of it fitted, not all of it
     assert evictions > 0
     figures(
-        f"pymemcache, memcached -m 1, {count:,} tokens saved (each read back whole at once): "
+        f"pymemcache, memcached -m 1, {count:,} tokens: {len(tokens):,} saved (each read back whole at once by token; "
+        f"{refresh_misses:,} refresh lookups at once missed an evicted grant entry or epoch), {refused:,} saves refused "
+        f"with GrantRevokedError as their grant state was evicted, leaving nothing: "
         f"{outcomes['access', 'same']:,} still found by token, {outcomes['refresh', 'same']:,} by refresh token, "
         f"{outcomes['user', 'same']:,} by user, the rest misses ({evictions:,} evictions); 0 wrong or corrupt"
     )
