@@ -229,12 +229,12 @@ def _lifecycle_keys(store: MemcacheTokenStore, tokens: list[AccessToken], codes:
     for token in tokens:
         keys += [store._grant_key(token.grant_id), store._user_key(token.client_id, token.grant_type, token.user_id)]
         keys += store._epoch_keys(token.client_id, token.user_id)
-        keys += [store._key("i", f"c:{token.client_id}")] + ([store._key("i", f"u:{token.user_id}")] if token.user_id else [])
+        keys += store._index_keys(token.client_id, token.user_id)
         if token.refresh_token is not None:
             keys.append(store._key("x", token.refresh_token))
     for code in codes:
         keys += [store._grant_key(code.grant_id), store._key("k", code.code), *store._epoch_keys(code.client_id, code.user_id)]
-        keys += [store._key("i", f"c:{code.client_id}")]
+        keys += store._index_keys(code.client_id, code.user_id)
     return list(dict.fromkeys(keys))
 
 

@@ -296,7 +296,7 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
             return
         member = _MEMBER.pack(_digest(access_token.token), 0 if life is None else max(life, 0))
         grant_key = self._grant_key(access_token.grant_id)
-        started = self._join_grant(grant_key, access_token.client_id, access_token.user_id, member, _expiration_or_never(life, now))
+        started = self._join_grant(access_token.grant_id, access_token.client_id, access_token.user_id, member, _expiration_or_never(life, now))
         self._write(writes, deletes)
         written = [key for batch in writes.values() for key in batch]
         try:
@@ -352,6 +352,10 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
             keys += [self._key("e", f"u:{user_id}"), self._key("e", f"uc:{len(user_id)}:{user_id}{client_id}")]
         return keys
 
+    def _index_keys(self, client_id: str | None, user_id: str | None) -> list[str]:
+        """The keys of the grant indexes of this client and of this user (each when not None)."""
+        return ([] if client_id is None else [self._key("i", f"c:{client_id}")]) + ([] if user_id is None else [self._key("i", f"u:{user_id}")])
+
     def _current_epochs(self, keys: Sequence[str]) -> list[bytes]:
         """The current value of each epoch, creating those that do not exist (with ``add``, so
         concurrent creators agree)."""
@@ -367,7 +371,7 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
             epochs.append(epoch)
         return epochs
 
-    def _join_grant(self, grant_key: str, client_id: str, user_id: str | None, member: bytes, expire: int) -> bool:
+    def _join_grant(self, grant_id: str, client_id: str, user_id: str | None, member: bytes, expire: int) -> bool:
         """Add ``member`` to the grant entry, creating the entry (and indexing the grant under its
         client and user) if there is none; True if this call created it.
 
@@ -375,6 +379,8 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
             GrantRevokedError: the entry exists and is revoked (checked only for a code, which
                 has no member: a member's save checks after writing).
         """
+        grant_digest = _digest(grant_id)
+        grant_key = self._digest_key("g", grant_digest)
         if member and self._connection.append(grant_key, member):
             return False  # save_token checks the entry (its client, its state) after writing
         epoch_keys = self._epoch_keys(client_id, user_id)
@@ -382,10 +388,8 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         epochs += [_NO_EPOCH] * (3 - len(epochs))
         header = _GRANT_HEADER.pack(b"L", _digest(client_id), *epochs)
         if self._connection.add(grant_key, header + member, expire):
-            grant_digest = grant_key.rsplit(":", 1)[1]
-            self._index(self._key("i", f"c:{client_id}"), bytes.fromhex(grant_digest))
-            if user_id is not None:
-                self._index(self._key("i", f"u:{user_id}"), bytes.fromhex(grant_digest))
+            for index_key in self._index_keys(client_id, user_id):
+                self._index(index_key, grant_digest)
             return True
         if member:
             if not self._connection.append(grant_key, member):
@@ -464,7 +468,7 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         """
         epoch = f"u:{user_id}" if client_id is None else f"uc:{len(user_id)}:{user_id}{client_id}"
         self._connection.set_many({self._key("e", epoch): secrets.token_bytes(_EPOCH_SIZE)}, 0)
-        self._revoke_indexed(self._key("i", f"u:{user_id}"), None if client_id is None else _digest(client_id))
+        self._revoke_indexed(self._index_keys(None, user_id)[0], None if client_id is None else _digest(client_id))
 
     def revoke_client(self, client_id: str) -> None:
         """End every grant of ``client_id``: a new epoch refuses its refresh tokens and codes at
@@ -475,7 +479,7 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
             StoreUnavailableError: memcached failed; grants may still be live.
         """
         self._connection.set_many({self._key("e", f"c:{client_id}"): secrets.token_bytes(_EPOCH_SIZE)}, 0)
-        self._revoke_indexed(self._key("i", f"c:{client_id}"), None)
+        self._revoke_indexed(self._index_keys(client_id, None)[0], None)
 
     def _revoke_indexed(self, index_key: str, client: bytes | None) -> None:
         index = self._connection.get(index_key) or b""
@@ -667,7 +671,7 @@ class MemcacheTokenStore(AccessTokenStore, AuthCodeStore):
         if expire is None:
             self._connection.delete(key)
             return
-        self._join_grant(self._grant_key(authorization_code.grant_id), authorization_code.client_id, authorization_code.user_id, b"", expire)
+        self._join_grant(authorization_code.grant_id, authorization_code.client_id, authorization_code.user_id, b"", expire)
         self._write({expire: {key: payload}})
 
     def fetch_by_code(self, code: str) -> AuthorizationCode:
