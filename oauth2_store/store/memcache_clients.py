@@ -49,106 +49,15 @@ from pymemcache.exceptions import MemcacheError, MemcacheServerError
 from pymemcache.serde import LegacyWrappingSerde
 
 from oauth2_store.error import CodecError, RecordTooLargeError, StoreError, StoreUnavailableError
+from oauth2_store.store.keyvalue import KeyValueConnection
 
 __all__ = ["MemcacheConnection", "PylibmcClient", "SafePylibmcClientClass", "connect", "safe_pylibmc_client_class"]
 
 _T = TypeVar("_T")
 
 
-class MemcacheConnection(Protocol):
-    """What the memcache store needs from a client: str keys, bytes values, replies awaited."""
-
-    servers: str
-    """The servers, as ``host:port`` joined by commas, for messages."""
-
-    library: str
-    """The client library: ``pymemcache``, ``pylibmc`` or ``python-memcached``."""
-
-    max_value_size: int | None
-    """The largest value the client library itself accepts, if it has its own limit."""
-
-    def get(self, key: str) -> bytes | None:
-        """Return the value of ``key``, or None if it does not exist.
-
-        Raises:
-            StoreUnavailableError: the server failed.
-            CodecError: the value is not bytes.
-        """
-        ...
-
-    def get_many(self, keys: Sequence[str]) -> dict[str, bytes]:
-        """Return the values of those of ``keys`` that exist (one request per server).
-
-        Raises:
-            StoreUnavailableError: a server failed.
-            CodecError: a value is not bytes.
-        """
-        ...
-
-    def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
-        """Store every value with the memcached expiration ``expire``.
-
-        Raises:
-            StoreUnavailableError: a server failed or did not store every value.
-            RecordTooLargeError: the server refused a value as too large.
-        """
-        ...
-
-    def add(self, key: str, value: bytes, expire: int) -> bool:
-        """Store ``value`` only if ``key`` does not exist; True if this call stored it.
-
-        Raises:
-            StoreUnavailableError: the server failed.
-            RecordTooLargeError: the server refused the value as too large.
-        """
-        ...
-
-    def append(self, key: str, value: bytes) -> bool:
-        """Append ``value`` to the existing value of ``key`` (its expiration unchanged); False if
-        ``key`` does not exist.
-
-        Raises:
-            StoreUnavailableError: the server failed.
-            RecordTooLargeError: the value would grow too large for the server.
-        """
-        ...
-
-    def prepend(self, key: str, value: bytes) -> bool:
-        """Put ``value`` before the existing value of ``key``; False if ``key`` does not exist.
-
-        Raises:
-            StoreUnavailableError: the server failed.
-            RecordTooLargeError: the value would grow too large for the server.
-        """
-        ...
-
-    def touch(self, key: str, expire: int) -> bool:
-        """Set the memcached expiration of ``key`` to ``expire``; False if it does not exist.
-
-        Raises:
-            StoreUnavailableError: the server failed.
-        """
-        ...
-
-    def delete(self, key: str) -> bool:
-        """Delete ``key``; True if this call removed it, False if it was not there.
-
-        Raises:
-            StoreUnavailableError: a server failed.
-        """
-        ...
-
-    def delete_many(self, keys: Sequence[str]) -> None:
-        """Delete every key that exists.
-
-        Raises:
-            StoreUnavailableError: a server failed.
-        """
-        ...
-
-    def close(self) -> None:
-        """Close the client's connections (the libraries reconnect on the next call)."""
-        ...
+MemcacheConnection = KeyValueConnection
+"""The connection protocol, under the name it had before Redis joined (see :mod:`oauth2_store.store.keyvalue`)."""
 
 
 class _translated:
