@@ -14,6 +14,7 @@ import typeguard
 from hypothesis import HealthCheck, settings
 
 from tests.memcached_server import MemcachedServer
+from tests.redis_server import RedisCluster, RedisServer, TlsFiles, start_cluster
 from tests.support import Figures, Scale
 
 pytest_plugins = ["pytester"]
@@ -93,6 +94,39 @@ def memcached_trio() -> Iterator[list[MemcachedServer]]:
     yield servers
     for server in servers:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A redis-server shared by the session (append-only file on): tests use random prefixes."""
+    server = RedisServer().start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_acl_server() -> Iterator[RedisServer]:
+    """A redis-server whose default user is off: only the ACL user, with its password, gets in."""
+    server = RedisServer(acl=True).start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A redis-server that speaks TLS only, with a certificate of a throw-away CA."""
+    server = RedisServer(tls=TlsFiles(tmp_path_factory.mktemp("tls"))).start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A Redis Cluster of three masters (no replicas), slots split in thirds."""
+    cluster = start_cluster(3)
+    yield cluster
+    for server in cluster.servers:
+        server.remove()
 
 
 @pytest.fixture
