@@ -7,13 +7,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench typecheck pytest pytest-typeguard reliability venv system-deps clean
 
-# The tests start their own memcached servers: the binary must be there (apt-get, as root or via sudo).
+# The tests start their own memcached and Redis servers: the binaries must be there (apt-get, as root or via sudo).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 test: system-deps typecheck pytest pytest-typeguard
 
 system-deps:
-	@command -v memcached >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y memcached; }
+	@command -v memcached >/dev/null && command -v redis-server >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y memcached redis-server; }
 
 venv: $(STAMP)
 

@@ -7,15 +7,23 @@
   ``pylibmc`` or ``python-memcached``, ``timeout`` the connect and read timeout in seconds
   (default 1), and ``verify_grants`` ``true`` or ``false`` (the default): whether
   ``fetch_by_token`` also checks the token's grant.
+- ``redis://[user:password@]host[:port][/db][?prefix=...&timeout=...&verify_grants=...]``:
+  :class:`~oauth2_store.store.redis.RedisTokenStore` on one Redis server (port 6379, database 0
+  when none is given); user name and password percent-encoded, as in any URL. ``rediss://``
+  speaks TLS, verifying the server's certificate against the system's CAs or the PEM file of
+  option ``ca_file``.
+- ``redis+cluster://[user:password@]host:port[,host:port...][?...]``: the same on a Redis
+  Cluster, whose slots are read from the first node that answers (``rediss+cluster://`` for TLS).
 
 :data:`STORE_SCHEMES` maps each scheme to the function that opens it: a new adapter is one entry.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from oauth2_store.protocols import LifecycleTokenStoreProtocol, TokenStoreProtocol
 from oauth2_store.store.memcache import MemcacheTokenStore
@@ -78,15 +86,15 @@ def open_store(url: str, *, prefix: str | None = None) -> LifecycleTokenStorePro
         raise ValueError(f"{shown}: {error}") from None
 
 
-_EXAMPLES = ("memory://", "memcache://host[:port]")
+_EXAMPLES = ("memory://", "memcache://host[:port]", "redis://host[:port]")
 
-_SHOWN_OPTIONS = frozenset({"prefix", "client", "timeout", "verify_grants"})
+_SHOWN_OPTIONS = frozenset({"prefix", "client", "timeout", "verify_grants", "ca_file"})
 
 
 def redact_url(url: str) -> str:
     """``url`` as it may be shown in messages and logs: credentials (anything before an ``@``,
     whatever characters the password holds) become ``***``, and so do the values of options other
-    than ``prefix``, ``client``, ``timeout`` and ``verify_grants``, and any fragment."""
+    than ``prefix``, ``client``, ``timeout``, ``verify_grants`` and ``ca_file``, and any fragment."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         scheme, rest = "", url
@@ -142,9 +150,63 @@ def _open_memcache(parts: SplitResult, options: dict[str, str]) -> LifecycleToke
     return MemcacheTokenStore(None, prefix, servers, verify_grants=verify_grants, **library_options)
 
 
+def _open_redis(parts: SplitResult, options: dict[str, str], *, tls: bool, cluster: bool) -> LifecycleTokenStoreProtocol:
+    try:
+        from oauth2_store.store.redis import RedisTokenStore, redis_client, redis_cluster_client
+    except ImportError:
+        raise ImportError("the redis client library is not installed: pip install 'oauth2-store[redis]'") from None
+    credentials, at, hosts = parts.netloc.rpartition("@")
+    username: str | None = None
+    password: str | None = None
+    if at:
+        user, colon, secret = credentials.partition(":")
+        username, password = unquote(user) or None, unquote(secret) if colon else None
+    if not hosts:
+        raise ValueError("name a server: redis://host[:port]")
+    nodes = [_redis_node(node) for node in hosts.split(",")]
+    prefix = options.pop("prefix", "oauth2")
+    timeout = _positive_seconds(options.pop("timeout", "1"))
+    verify_grants = _boolean("verify_grants", options.pop("verify_grants", "false"))
+    ca_file = options.pop("ca_file", None)
+    if ca_file is not None and not tls:
+        raise ValueError("option ca_file is for TLS: use rediss://")
+    _refuse_unknown(options)
+    if cluster:
+        if parts.path not in ("", "/"):
+            raise ValueError("a Redis Cluster has no databases: leave out the path")
+        client = redis_cluster_client(nodes, username=username, password=password, tls=tls, ca_file=ca_file, timeout=timeout)
+    else:
+        if len(nodes) != 1:
+            raise ValueError("redis:// names one server: use redis+cluster://host:port,host:port for a cluster")
+        database = parts.path.strip("/") or "0"
+        if not (database.isascii() and database.isdigit()):
+            raise ValueError(f"database {database!r} is not a number")
+        host, port = nodes[0]
+        client = redis_client(host, port, db=int(database), username=username, password=password, tls=tls, ca_file=ca_file, timeout=timeout)
+    return RedisTokenStore(client, prefix, verify_grants=verify_grants)
+
+
+def _redis_node(node: str) -> tuple[str, int]:
+    if not node:
+        raise ValueError("a server is empty: separate servers with single commas, none at the end")
+    if node.startswith("["):
+        host, _, port = node[1:].partition("]")
+        port = port.removeprefix(":")
+    else:
+        host, _, port = node.partition(":")
+    if not host:
+        raise ValueError(f"server {node!r} has no host")
+    if not port:
+        return host, 6379
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"server {node!r} has an invalid port")
+    return host, int(port)
+
+
 def _close(store: TokenStoreProtocol) -> None:
-    if isinstance(store, MemcacheTokenStore):
-        store.close()
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
 
 
 def _positive_seconds(value: str) -> float:
@@ -171,5 +233,9 @@ def _refuse_unknown(options: Mapping[str, str]) -> None:
 STORE_SCHEMES: Mapping[str, StoreOpener] = {
     "memory": _open_memory,
     "memcache": _open_memcache,
+    "redis": functools.partial(_open_redis, tls=False, cluster=False),
+    "rediss": functools.partial(_open_redis, tls=True, cluster=False),
+    "redis+cluster": functools.partial(_open_redis, tls=False, cluster=True),
+    "rediss+cluster": functools.partial(_open_redis, tls=True, cluster=True),
 }
 """Scheme to opener: the whole registry of store URLs."""

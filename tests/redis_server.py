@@ -55,6 +55,7 @@ class RedisServer:
     def __init__(self, *, cluster: bool = False, acl: bool = False, tls: TlsFiles | None = None, maxmemory_mb: int | None = None) -> None:
         self.port = free_port()
         self.cluster = cluster
+        self.cluster_port = free_port()  # the bus port: the port + 10000 unless given, and none past 55535
         self.acl = acl
         self.tls = tls
         self.maxmemory_mb = maxmemory_mb
@@ -87,7 +88,7 @@ class RedisServer:
         else:
             config.append(f"port {self.port}")
         if self.cluster:
-            config += ["cluster-enabled yes", f"cluster-config-file {self.directory}/nodes.conf", "cluster-node-timeout 2000", "cluster-require-full-coverage yes"]
+            config += ["cluster-enabled yes", f"cluster-port {self.cluster_port}", f"cluster-config-file {self.directory}/nodes.conf", "cluster-node-timeout 2000", "cluster-require-full-coverage yes"]
         if self.acl:
             config += ["user default off", f"user {ACL_USER} on >{ACL_PASSWORD} ~* &* +@all"]
         if self.maxmemory_mb:
@@ -217,7 +218,7 @@ def start_cluster(count: int = 3) -> RedisCluster:
             first, last = index * SLOTS // count, (index + 1) * SLOTS // count - 1
             server.command("CLUSTER", "ADDSLOTSRANGE", str(first), str(last))
         for server in servers[1:]:
-            server.command("CLUSTER", "MEET", "127.0.0.1", str(servers[0].port))
+            server.command("CLUSTER", "MEET", "127.0.0.1", str(servers[0].port), str(servers[0].cluster_port))
         deadline = time.monotonic() + STARTUP_TIMEOUT * 2
         while not all(b"cluster_state:ok" in _bytes(server.command("CLUSTER", "INFO")) and _known_nodes(server) == count for server in servers):
             if time.monotonic() > deadline:

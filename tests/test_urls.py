@@ -49,7 +49,7 @@ def test_prefix_option_and_override_reach_the_keys() -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("redis://127.0.0.1", "unknown scheme 'redis'"),
+        ("mongodb://127.0.0.1", "unknown scheme 'mongodb'"),
         ("127.0.0.1:11211", "not a store URL; write memory:// or memcache://host\\[:port\\]"),
         ("bogus", "not a store URL"),
         (" memory://", "no leading or trailing white space"),
@@ -118,4 +118,30 @@ def test_redacted_urls_keep_what_helps_and_hide_the_rest() -> None:
 
 
 def test_the_scheme_table_is_the_whole_registry() -> None:
-    assert sorted(STORE_SCHEMES) == ["memcache", "memory"]
+    assert sorted(STORE_SCHEMES) == ["memcache", "memory", "redis", "redis+cluster", "rediss", "rediss+cluster"]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://", "name a server"),
+        ("redis://h:0", "invalid port"),
+        ("redis://h:6379/x", "database 'x' is not a number"),
+        ("redis://h1,h2", "redis:// names one server"),
+        ("redis://h?ca_file=/ca.pem", "ca_file is for TLS"),
+        ("redis://h?timeout=0", "timeout"),
+        ("redis://h?client=pylibmc", "unknown option 'client'"),
+        ("redis+cluster://h:1/2", "no databases"),
+        ("redis+cluster://h:1,,h:2", "a server is empty"),
+    ],
+)
+def test_bad_redis_urls_are_refused_naming_the_part_that_is_wrong(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        open_store(url)
+
+
+@pytest.mark.parametrize("url", ["redis://admin:hunter2-secret@h:0", "rediss://u:hunter2%2Fsecret@h/x", "redis+cluster://u:hunter2-secret@h:1/2"])
+def test_redis_passwords_never_appear_in_errors(url: str) -> None:
+    with pytest.raises(ValueError) as caught:
+        open_store(url)
+    assert "hunter2" not in str(caught.value) and "secret" not in str(caught.value)
