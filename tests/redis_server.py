@@ -79,7 +79,7 @@ class RedisServer:
             "protected-mode no",
             f"dir {self.directory}",
             "appendonly yes",
-            "appendfsync everysec",
+            "appendfsync always",  # a SIGKILL loses nothing acknowledged: restarts are tested
             'save ""',
             "loglevel warning",
         ]

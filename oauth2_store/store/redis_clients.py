@@ -97,8 +97,7 @@ class RedisConnection:
         except StoreError:
             raise
         except redis.exceptions.ResponseError as error:
-            code = str(error).split(" ", 1)[0] or "ERR"  # the rest can quote the command's arguments
-            raise StoreUnavailableError(f"Redis at {self.servers} answered an error ({code})", self.servers) from None
+            raise StoreUnavailableError(f"Redis at {self.servers} answered an error ({_reply_code(error)})", self.servers) from None
         except (redis.exceptions.RedisError, OSError) as error:
             raise StoreUnavailableError(f"Redis at {self.servers} failed: {type(error).__name__}: {error}", self.servers) from None
 
@@ -171,6 +170,19 @@ class RedisConnection:
                 return list(pipe.execute())
 
         return self._call(run)
+
+
+def _reply_code(error: redis.exceptions.ResponseError) -> str:
+    """What an error reply was: redis-py's class for it (``OutOfMemoryError``, ``ReadOnlyError``...),
+    else the reply's code (``WRONGTYPE``...). The rest of its text, and redis-py's note of which
+    pipelined command failed, can quote the command's arguments."""
+    if type(error) is not redis.exceptions.ResponseError:
+        return type(error).__name__
+    message = str(error)
+    if "caused error: " in message:
+        message = message.split("caused error: ", 1)[1]
+    code = message.split(" ", 1)[0]
+    return code if code.isascii() and code.isalpha() and code.isupper() else "ResponseError"
 
 
 def _expiration(expire: int) -> tuple[int | None, int | None]:
