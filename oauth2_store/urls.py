@@ -7,6 +7,9 @@
   ``pylibmc`` or ``python-memcached``, ``timeout`` the connect and read timeout in seconds
   (default 1), and ``verify_grants`` ``true`` or ``false`` (the default): whether
   ``fetch_by_token`` also checks the token's grant.
+- Either shared store takes ``reissue_key_file``: a file of at least 32 random bytes whose key
+  seals the user entries ``fetch_existing_token_of_user`` reads (python-oauth2's
+  ``unique_token``); without it there are none (see "Secrets at rest" in the README).
 - ``redis://[user:password@]host[:port][/db][?prefix=...&timeout=...&verify_grants=...]``:
   :class:`~oauth2_store.store.redis.RedisTokenStore` on one Redis server (port 6379, database 0
   when none is given); user name and password percent-encoded, as in any URL. ``rediss://``
@@ -88,13 +91,14 @@ def open_store(url: str, *, prefix: str | None = None) -> LifecycleTokenStorePro
 
 _EXAMPLES = ("memory://", "memcache://host[:port]", "redis://host[:port]")
 
-_SHOWN_OPTIONS = frozenset({"prefix", "client", "timeout", "verify_grants", "ca_file"})
+_SHOWN_OPTIONS = frozenset({"prefix", "client", "timeout", "verify_grants", "ca_file", "reissue_key_file"})
 
 
 def redact_url(url: str) -> str:
     """``url`` as it may be shown in messages and logs: credentials (anything before an ``@``,
     whatever characters the password holds) become ``***``, and so do the values of options other
-    than ``prefix``, ``client``, ``timeout``, ``verify_grants`` and ``ca_file``, and any fragment."""
+    than ``prefix``, ``client``, ``timeout``, ``verify_grants``, ``ca_file`` and ``reissue_key_file``,
+    and any fragment."""
     scheme, separator, rest = url.partition("://")
     if not separator:
         scheme, rest = "", url
@@ -138,6 +142,7 @@ def _open_memcache(parts: SplitResult, options: dict[str, str]) -> LifecycleToke
         raise ValueError(f"option client={client!r} is not one of {', '.join(MEMCACHE_CLIENTS)}")
     timeout = _positive_seconds(options.pop("timeout", "1"))
     verify_grants = _boolean("verify_grants", options.pop("verify_grants", "false"))
+    reissue_key = _reissue_key(options.pop("reissue_key_file", None))
     _refuse_unknown(options)
     library_options: dict[str, Any]
     if client == "pylibmc":
@@ -147,7 +152,7 @@ def _open_memcache(parts: SplitResult, options: dict[str, str]) -> LifecycleToke
         library_options = {"socket_timeout": timeout, "debug": 0}
     else:
         library_options = {"connect_timeout": timeout, "timeout": timeout}
-    return MemcacheTokenStore(None, prefix, servers, verify_grants=verify_grants, **library_options)
+    return MemcacheTokenStore(None, prefix, servers, verify_grants=verify_grants, reissue_key=reissue_key, **library_options)
 
 
 def _open_redis(parts: SplitResult, options: dict[str, str], *, tls: bool, cluster: bool) -> LifecycleTokenStoreProtocol:
@@ -168,6 +173,7 @@ def _open_redis(parts: SplitResult, options: dict[str, str], *, tls: bool, clust
     timeout = _positive_seconds(options.pop("timeout", "1"))
     verify_grants = _boolean("verify_grants", options.pop("verify_grants", "false"))
     ca_file = options.pop("ca_file", None)
+    reissue_key = _reissue_key(options.pop("reissue_key_file", None))
     if ca_file is not None and not tls:
         raise ValueError("option ca_file is for TLS: use rediss://")
     _refuse_unknown(options)
@@ -183,7 +189,7 @@ def _open_redis(parts: SplitResult, options: dict[str, str], *, tls: bool, clust
             raise ValueError(f"database {database!r} is not a number")
         host, port = nodes[0]
         client = redis_client(host, port, db=int(database), username=username, password=password, tls=tls, ca_file=ca_file, timeout=timeout)
-    return RedisTokenStore(client, prefix, verify_grants=verify_grants)
+    return RedisTokenStore(client, prefix, verify_grants=verify_grants, reissue_key=reissue_key)
 
 
 def _redis_node(node: str) -> tuple[str, int]:
@@ -207,6 +213,19 @@ def _close(store: TokenStoreProtocol) -> None:
     close = getattr(store, "close", None)
     if callable(close):
         close()
+
+
+def _reissue_key(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            key = file.read(4096)
+    except OSError as error:
+        raise ValueError(f"option reissue_key_file={path!r} cannot be read ({error.strerror})") from None
+    if len(key) < 32:
+        raise ValueError(f"option reissue_key_file={path!r} holds fewer than 32 bytes: write 32 random bytes to it")
+    return key
 
 
 def _positive_seconds(value: str) -> float:

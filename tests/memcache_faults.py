@@ -19,6 +19,7 @@ from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.error import AccessTokenNotFound, StoreUnavailableError
 from oauth2_store.store.memcache import MemcacheTokenStore
 from tests.memcached_server import MemcachedServer
+from tests.memcache_backends import REISSUE_KEY
 
 TIMEOUT = 0.5
 """The client timeout these tests configure; a failing call must give up about as fast."""
@@ -37,6 +38,7 @@ def pylibmc_store(servers: list[str], prefix: str, binary: bool = True) -> Memca
     return MemcacheTokenStore(
         servers=servers,
         prefix=prefix,
+        reissue_key=REISSUE_KEY,
         binary=binary,
         behaviors={
             "connect_timeout": int(TIMEOUT * 1000),
@@ -49,8 +51,8 @@ def pylibmc_store(servers: list[str], prefix: str, binary: bool = True) -> Memca
 
 
 BUILDERS: dict[str, Builder] = {
-    "pymemcache": lambda servers, prefix: MemcacheTokenStore(servers=servers, prefix=prefix, connect_timeout=TIMEOUT, timeout=TIMEOUT),
-    "python-memcached": lambda servers, prefix: MemcacheTokenStore(servers=servers, prefix=prefix, socket_timeout=TIMEOUT, debug=0),
+    "pymemcache": lambda servers, prefix: MemcacheTokenStore(servers=servers, prefix=prefix, connect_timeout=TIMEOUT, timeout=TIMEOUT, reissue_key=REISSUE_KEY),
+    "python-memcached": lambda servers, prefix: MemcacheTokenStore(servers=servers, prefix=prefix, socket_timeout=TIMEOUT, debug=0, reissue_key=REISSUE_KEY),
     "pylibmc": pylibmc_store,
 }
 """The store built by each client library, with TIMEOUT, over the given servers."""

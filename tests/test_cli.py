@@ -204,7 +204,7 @@ def test_bench_draws_progress_on_a_terminal() -> None:
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["check", "redis://x"], "oauth2-store check: redis://x: unknown scheme 'redis'"),
+        (["check", "mongodb://x"], "oauth2-store check: mongodb://x: unknown scheme 'mongodb'"),
         (["bench", "memcache://h?colour=1"], "oauth2-store bench: memcache://h?colour=***: unknown option 'colour'"),
         (["demo", "memcache://u:pw-secret@h"], "oauth2-store demo: memcache://***@h: credentials are not supported"),
         (["check", "memcache://127.0.0.1:11211?prefix=bad%20prefix"], "oauth2-store check: memcache://127.0.0.1:11211?prefix=bad%20prefix: prefix must be"),

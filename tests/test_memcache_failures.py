@@ -33,6 +33,7 @@ from tests.memcache_faults import (
 )
 from tests.memcached_server import MemcachedServer
 from tests.support import Figures
+from tests.memcache_backends import REISSUE_KEY
 
 pytestmark = pytest.mark.reliability
 
@@ -229,7 +230,7 @@ def test_a_lost_reply_to_the_code_delete_still_hands_the_code_out_once() -> None
 
 def test_a_failed_save_leaves_no_part_of_the_token_on_the_other_servers() -> None:
     servers = [MemcachedServer().start() for _ in range(3)]
-    store = MemcacheTokenStore(servers=[server.address for server in servers], prefix="half", connect_timeout=TIMEOUT, timeout=TIMEOUT)
+    store = MemcacheTokenStore(servers=[server.address for server in servers], prefix="half", connect_timeout=TIMEOUT, timeout=TIMEOUT, reissue_key=REISSUE_KEY)
     try:
         ring = pymemcache_client([server.address for server in servers])  # placed as the store places them
         assert isinstance(ring, HashClient)

@@ -17,7 +17,7 @@ from pymemcache.client.base import Client
 
 from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.clock import ManualClock
-from oauth2_store.codec import ACCESS_TOKEN_CODEC
+from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC
 from oauth2_store.error import (
     AccessTokenNotFound,
     AuthCodeNotFound,
@@ -28,10 +28,11 @@ from oauth2_store.error import (
     RefreshTokenReuseError,
     StoreUnavailableError,
 )
+from oauth2_store.sealing import secret_key, server_key, unseal
 from oauth2_store.store import AccessTokenStore, AuthCodeStore
 from oauth2_store.store.memcache import MAX_VALUE_SIZE, MemcacheTokenStore
 from oauth2_store.testing import LifecycleTokenStoreContract
-from tests.memcache_backends import BACKENDS, Backend, _host_port
+from tests.memcache_backends import BACKENDS, REISSUE_KEY, Backend, _host_port
 from tests.memcached_server import MemcachedServer
 from tests.support import TYPEGUARD_RUN
 
@@ -99,7 +100,7 @@ def _token(now: int, **changes: Any) -> AccessToken:
 
 @pytest.fixture
 def store(memcached: MemcachedServer) -> Iterator[MemcacheTokenStore]:
-    built = MemcacheTokenStore(servers=[memcached.address], prefix=f"keys-{secrets.token_hex(6)}")
+    built = MemcacheTokenStore(servers=[memcached.address], prefix=f"keys-{secrets.token_hex(6)}", reissue_key=REISSUE_KEY)
     yield built
     built.close()
 
@@ -139,15 +140,75 @@ def test_keys_follow_the_documented_layout_and_never_hold_a_secret(memcached: Me
     assert store.fetch_by_token(awkward) == token
 
 
-def test_values_are_the_codec_bytes(store: MemcacheTokenStore) -> None:
-    token = _token(int(time.time()))
+def test_values_are_the_codec_bytes_sealed_under_the_secret_they_are_found_by(memcached: MemcachedServer, store: MemcacheTokenStore) -> None:
+    now = int(time.time())
+    token = _token(now)
+    code = AuthorizationCode("client", f"code-{secrets.token_hex(8)}", now + 600, None, ["read"], user_id="user-1")
     store.save_token(token)
-    key = _expected_key(store._prefix, "t", token.token)
+    store.save_code(code)
+    assert token.refresh_token is not None
     raw_client = Client(_host_port(store.servers))
     try:
-        assert raw_client.get(key) == ACCESS_TOKEN_CODEC.encode(token)
+        sealed = {
+            "t": (raw_client.get(_expected_key(store._prefix, "t", token.token)), secret_key(token.token), ACCESS_TOKEN_CODEC.encode(token)),
+            "r": (raw_client.get(_expected_key(store._prefix, "r", token.refresh_token)), secret_key(token.refresh_token), ACCESS_TOKEN_CODEC.encode(token)),
+            "u": (raw_client.get(_expected_key(store._prefix, "u", "6:client18:authorization_code6:user-1")), server_key(REISSUE_KEY), ACCESS_TOKEN_CODEC.encode(token)),
+            "c": (raw_client.get(_expected_key(store._prefix, "c", code.code)), secret_key(code.code), AUTH_CODE_CODEC.encode(code)),
+        }
     finally:
         raw_client.close()
+    for kind, (value, key, payload) in sealed.items():
+        assert isinstance(value, bytes) and value.startswith(b"sealed:1:"), kind
+        assert unseal(key, kind.encode(), value) == payload, kind
+        with pytest.raises(CodecError):  # only its own key opens it, and only for its own kind of key
+            unseal(secret_key("a guess"), kind.encode(), value)
+        with pytest.raises(CodecError):
+            unseal(key, b"t" if kind != "t" else b"r", value)
+    # Everything the server holds under the prefix, as a dump of it would show it: no secret.
+    dumped = b"".join(raw for raw in (raw_client.get(key) for key in memcached.keys() if key.startswith(store._prefix)) if raw)
+    for secret in (token.token, token.refresh_token, code.code):
+        assert secret.encode() not in dumped
+
+
+def test_a_value_written_before_sealing_is_still_read(store: MemcacheTokenStore) -> None:
+    token = _token(int(time.time()))
+    store.save_token(token)
+    raw_client = Client(_host_port(store.servers))
+    try:
+        raw_client.set(_expected_key(store._prefix, "t", token.token), ACCESS_TOKEN_CODEC.encode(token))
+    finally:
+        raw_client.close()
+    assert store.fetch_by_token(token.token) == token
+
+
+def test_a_plain_user_entry_planted_in_the_cache_is_never_handed_out(store: MemcacheTokenStore) -> None:
+    # Whoever can write to memcached knows the tokens they make up: a plain record planted under a
+    # user's entry would hand their token to that user's next unique_token request.
+    planted = _token(int(time.time()), token="attacker-knows-this")
+    store.save_token(planted)
+    raw_client = Client(_host_port(store.servers))
+    try:
+        raw_client.set(_expected_key(store._prefix, "u", "6:client18:authorization_code6:user-1"), ACCESS_TOKEN_CODEC.encode(planted))
+    finally:
+        raw_client.close()
+    with pytest.raises(CodecError):
+        store.fetch_existing_token_of_user(planted.client_id, planted.grant_type, planted.user_id)
+
+
+def test_without_a_reissue_key_no_user_entry_is_written_and_none_is_handed_out(memcached: MemcachedServer) -> None:
+    store = MemcacheTokenStore(servers=[memcached.address], prefix=f"noreissue-{secrets.token_hex(6)}")
+    try:
+        token = _token(int(time.time()))
+        store.save_token(token)
+        assert not store.reissues_tokens
+        assert _expected_key(store._prefix, "u", "6:client18:authorization_code6:user-1") not in memcached.keys()
+        with pytest.raises(AccessTokenNotFound, match="reissue_key"):
+            store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id)
+        assert store.fetch_by_token(token.token) == token
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match="32 random bytes"):
+        MemcacheTokenStore(servers=[memcached.address], reissue_key=b"short")
 
 
 def test_stores_with_different_prefixes_never_see_each_others_records(memcached: MemcachedServer) -> None:
@@ -300,7 +361,7 @@ def test_round_trips_per_operation(memcached: MemcachedServer) -> None:
     counting = types.SimpleNamespace(**{name: getattr(socket, name) for name in dir(socket) if not name.startswith("__")})
     counting.socket = CountingSocket
     client = Client(_host_port(memcached.address), socket_module=counting, timeout=2)  # type: ignore[arg-type]  # a module stand-in
-    store = MemcacheTokenStore(mc=client, prefix=f"rt-{secrets.token_hex(4)}")
+    store = MemcacheTokenStore(mc=client, prefix=f"rt-{secrets.token_hex(4)}", reissue_key=REISSUE_KEY)
     try:
         now = int(time.time())
         with pytest.raises(AuthCodeNotFound):

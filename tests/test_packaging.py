@@ -44,7 +44,7 @@ def test_wheel_metadata_declares_typed_and_runtime_dependencies(wheel: zipfile.Z
     assert "License-Expression: MIT" in metadata
     assert any(name.endswith(".dist-info/licenses/LICENSE") for name in wheel.namelist())
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
-    assert sorted(line.split()[1].split(">")[0].split("<")[0] for line in requires) == ["attrs", "pymemcache"]
+    assert sorted(line.split()[1].split(">")[0].split("<")[0] for line in requires) == ["attrs", "cryptography", "pymemcache"]
 
 
 FORBIDDEN_MODULES = {"pickle", "cPickle", "_pickle", "marshal", "shelve", "dill", "cloudpickle", "jsonpickle"}

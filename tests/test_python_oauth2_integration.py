@@ -33,6 +33,7 @@ from oauth2_store.store.memcache import MemcacheTokenStore
 from oauth2_store.store.memory import LocalTokenStore
 from tests.memcached_server import MemcachedServer
 from tests.support import TYPEGUARD_RUN, raised_for
+from tests.memcache_backends import REISSUE_KEY
 
 StoreFactory = Callable[[], LifecycleTokenStoreProtocol]
 
@@ -43,7 +44,7 @@ def make_store(request: pytest.FixtureRequest) -> StoreFactory:
     if request.param == "memory":
         return LocalTokenStore
     address = request.getfixturevalue("memcached").address
-    return lambda: MemcacheTokenStore(servers=[address], prefix=f"po2-{secrets.token_hex(6)}")
+    return lambda: MemcacheTokenStore(servers=[address], prefix=f"po2-{secrets.token_hex(6)}", reissue_key=REISSUE_KEY)
 
 
 @pytest.fixture
@@ -191,7 +192,7 @@ def test_clients_are_fresh_objects_and_secrets_compare_safely() -> None:
 
 @pytest.fixture
 def stopped_memcached(own_memcached: MemcachedServer) -> Iterator[TokenStore]:
-    store = TokenStore(MemcacheTokenStore(servers=[own_memcached.address], timeout=0.5, connect_timeout=0.5))
+    store = TokenStore(MemcacheTokenStore(servers=[own_memcached.address], timeout=0.5, connect_timeout=0.5, reissue_key=REISSUE_KEY))
     own_memcached.stop()
     yield store
 

@@ -19,6 +19,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -149,7 +150,13 @@ def test_client_credentials_and_password_grants(store_url: str) -> None:
         assert wrong.status_code == 401 and _error(wrong) == "invalid_client"  # python-oauth2 answers bad owner credentials so
 
 
-def test_unique_token_hands_out_the_users_live_token_again(store_url: str) -> None:
+def test_unique_token_hands_out_the_users_live_token_again(store_url: str, tmp_path: Path) -> None:
+    if not store_url.startswith("memory:"):  # a shared store keeps a token to hand out again only sealed under a reissue key
+        refused = subprocess.run([sys.executable, str(EXAMPLE), "--store", store_url, "--unique-token", "--port", "0"], capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 2 and "reissue_key_file" in refused.stderr, refused.stderr
+        key_file = tmp_path / "reissue.key"
+        key_file.write_bytes(secrets.token_bytes(32))
+        store_url += f"&reissue_key_file={key_file}"
     with example_server(store_url, "--unique-token") as server:
         first, second = _password_token(server.base), _password_token(server.base)
         assert first["access_token"] == second["access_token"]

@@ -95,6 +95,7 @@ def test_a_full_server_refuses_the_save_whole_and_keeps_serving_reads() -> None:
         store = RedisTokenStore(redis_client("127.0.0.1", server.port))
         saved: list[AccessToken] = []
         big = {"blob": "x" * 20_000}
+        token = AccessToken("client", "password", "never-saved", scopes=["read"])
         with pytest.raises(StoreUnavailableError, match=r"answered an error \(OutOfMemoryError\)") as caught:
             for _ in range(10_000):  # bounded: 3 MB fill up long before
                 token = AccessToken("client", "password", f"tok-{secrets.token_hex(12)}", data=big, scopes=["read"], refresh_token=f"ref-{secrets.token_hex(12)}")

@@ -25,6 +25,7 @@ from oauth2_store.store.memcache import MemcacheTokenStore
 from tests.memcache_faults import token_lookups
 from tests.memcached_server import MemcachedServer
 from tests.support import Figures, Scale
+from tests.memcache_backends import REISSUE_KEY
 
 pytestmark = pytest.mark.reliability
 
@@ -133,7 +134,7 @@ def test_many_tokens_saved_by_threads_all_read_back_exactly_and_client_memory_st
 ) -> None:
     count = scale.pick(5_000, 200_000, typeguard=1_500)
     server = MemcachedServer(memory_mb=1024).start()
-    store = MemcacheTokenStore(servers=[server.address], prefix=f"load-{secrets.token_hex(4)}")
+    store = MemcacheTokenStore(servers=[server.address], prefix=f"load-{secrets.token_hex(4)}", reissue_key=REISSUE_KEY)
     tokens = LoadTokens()
     outcomes: Counter[str] = Counter()
     traced: list[int] = []

@@ -21,6 +21,7 @@ from typing import TextIO
 from oauth2_store.error import AccessTokenNotFound, AuthCodeNotFound, CodecError, StoreError, StoreUnavailableError
 from oauth2_store.models import AccessToken, AuthorizationCode
 from oauth2_store.protocols import TokenStoreProtocol
+from oauth2_store.store.keyvalue import KeyValueTokenStore
 from oauth2_store.store.memcache import MemcacheTokenStore
 from oauth2_store.urls import open_store, redact_url
 
@@ -86,6 +87,9 @@ class _Checker:
         assert token.refresh_token is not None and token.user_id is not None
         _expect(self.store.fetch_by_token(token.token) == token, "fetch_by_token returned another record")
         _expect(self.store.fetch_by_refresh_token(token.refresh_token) == token, "fetch_by_refresh_token returned another record")
+        if isinstance(self.store, KeyValueTokenStore) and not self.store.reissues_tokens:
+            _expect_miss(AccessTokenNotFound, lambda: self.store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id))
+            return "save_token, fetch_by_token, fetch_by_refresh_token (no reissue_key: fetch_existing_token_of_user finds nothing)"
         latest = self.store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id)
         _expect(latest == token, "fetch_existing_token_of_user returned another record")
         return "save_token, fetch_by_token, fetch_by_refresh_token, fetch_existing_token_of_user"

@@ -6,12 +6,18 @@ A backend is reached through a :class:`KeyValueConnection` (memcached's adapters
 :class:`~oauth2_store.store.memcache.MemcacheTokenStore` and
 :class:`~oauth2_store.store.redis.RedisTokenStore` add their set-up.
 
-Key layout: ``<prefix>:<kind>:<digest>`` (on Redis ``<prefix>:{<digest>}:<kind>``, a hash tag, so that a code and its consumed marker, or a refresh token and its retired marker, share a Redis Cluster slot), where kind is ``t`` (access token), ``r`` (refresh
-token), ``c`` (authorization code) or ``u`` (a user's latest token) and digest is the hex SHA-256
-of the secret's UTF-8 (for ``u``, of ``<len>:<client_id><len>:<grant_type><len>:<user_id>``, with
-``-`` for a user id of None). No
-token, refresh token or code ever appears in a key, every key is valid for memcached whatever the
-token holds, and kinds and prefixes never collide. Values are the versioned codec's bytes.
+Key layout: ``<prefix>:<kind>:<digest>`` (on Redis ``<prefix>:{<digest>}:<kind>``: a hash tag,
+so that a code and its consumed marker, or a refresh token and its retired marker, share a Redis
+Cluster slot), where kind is ``t`` (access token), ``r`` (refresh token), ``c`` (authorization
+code) or ``u`` (a user's latest token) and digest is the hex SHA-256 of the secret's UTF-8 (for
+``u``, of ``<len>:<client_id><len>:<grant_type><len>:<user_id>``, with ``-`` for a user id of
+None). No token, refresh token or code ever appears in a key, every key is valid for memcached
+whatever the token holds, and kinds and prefixes never collide.
+
+Values are the versioned codec's bytes, sealed (AES-256-GCM, :mod:`oauth2_store.sealing`) under
+the secret the key was derived from: ``t`` under the access token, ``r`` under the refresh token,
+``c`` under the code, so what the backend holds yields no secret that works. ``u`` is sealed under
+the store's ``reissue_key`` and written only when the store has one.
 
 Each key's memcached expiration follows its record (access token and user keys at
 ``expires_at``, refresh key at ``refresh_expires_at``); reads check expiry too, against the
@@ -61,6 +67,7 @@ from oauth2_store.error import (
 )
 from oauth2_store.models import AccessToken, AuthorizationCode, require_record
 from oauth2_store.protocols import TokenTypeHint
+from oauth2_store.sealing import SEALED_OVERHEAD, seal, secret_key, server_key, unseal
 from oauth2_store.store.base import AccessTokenStore, AuthCodeStore, check_token_type_hint
 
 __all__ = ["KeyValueConnection", "KeyValueTokenStore", "THIRTY_DAYS"]
@@ -203,14 +210,27 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
             round trip).
         backend: The backend's name, for messages (``"memcached"``, ``"Redis"``).
         hash_tags: Write keys as ``<prefix>:{<digest>}:<kind>`` (Redis Cluster hash tags).
+        reissue_key: At least 32 random bytes the servers hold (never the backend), which seal the
+            user entries :meth:`fetch_existing_token_of_user` reads: they hold a token to be handed
+            out again, which no secret of the caller's could unseal. Without it, no user entry is
+            written and :meth:`fetch_existing_token_of_user` raises AccessTokenNotFound.
 
     Raises:
-        ValueError: an invalid prefix.
-        TypeError: a prefix that is not a str.
+        ValueError: an invalid prefix, or a reissue key shorter than 32 bytes.
+        TypeError: a prefix that is not a str, or a reissue key that is not bytes.
     """
 
     def __init__(
-        self, connection: KeyValueConnection, prefix: str, *, clock: Clock, max_value_size: int, verify_grants: bool, backend: str, hash_tags: bool = False
+        self,
+        connection: KeyValueConnection,
+        prefix: str,
+        *,
+        clock: Clock,
+        max_value_size: int,
+        verify_grants: bool,
+        backend: str,
+        hash_tags: bool = False,
+        reissue_key: bytes | None = None,
     ) -> None:
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
@@ -223,6 +243,7 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         self._verify_grants = verify_grants
         self._where = f"{backend} at {connection.servers}"
         self._hash_tags = hash_tags
+        self._reissue_key = None if reissue_key is None else server_key(reissue_key)
 
     @property
     def servers(self) -> str:
@@ -233,6 +254,12 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
     def library(self) -> str:
         """The client library in use (``pymemcache``, ``pylibmc``, ``python-memcached``, ``redis-py``)."""
         return self._connection.library
+
+    @property
+    def reissues_tokens(self) -> bool:
+        """Whether the store has a ``reissue_key``, so that :meth:`fetch_existing_token_of_user`
+        can hand a saved token out again."""
+        return self._reissue_key is not None
 
     def close(self) -> None:
         """Close the client's connections; the store reconnects on its next call."""
@@ -279,17 +306,20 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         """
         if type(access_token) is not AccessToken:
             require_record(access_token, AccessToken, "save_token")
-        payload = self._payload(ACCESS_TOKEN_CODEC.encode(access_token))
+        payload = ACCESS_TOKEN_CODEC.encode(access_token)
         now = self._clock()
         writes: dict[int, dict[str, bytes]] = {}
         deletes: list[str] = []
         token_key = self._key("t", access_token.token)
-        token_keys = [token_key, self._user_key(access_token.client_id, access_token.grant_type, access_token.user_id)]
+        token_values = {token_key: self._sealed(secret_key(access_token.token), b"t", payload)}
+        user_key = self._user_key(access_token.client_id, access_token.grant_type, access_token.user_id)
+        if self._reissue_key is not None:
+            token_values[user_key] = self._sealed(self._reissue_key, b"u", payload)
         token_expire = _memcached_expiration(access_token.expires_at, now)
         if token_expire is None:
-            deletes += token_keys
+            deletes += [token_key, user_key]
         else:
-            writes[token_expire] = dict.fromkeys(token_keys, payload)
+            writes[token_expire] = token_values
         life: int | None = access_token.expires_at if token_expire is not None else -1
         if access_token.refresh_token is not None:
             refresh_key = self._key("r", access_token.refresh_token)
@@ -297,7 +327,7 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
             if refresh_expire is None:
                 deletes.append(refresh_key)
             else:
-                writes.setdefault(refresh_expire, {})[refresh_key] = payload
+                writes.setdefault(refresh_expire, {})[refresh_key] = self._sealed(secret_key(access_token.refresh_token), b"r", payload)
                 life = _later(life, access_token.refresh_expires_at)
         if not writes:  # nothing live: nothing joins the grant
             self._write(writes, deletes)
@@ -308,7 +338,7 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         self._write(writes, deletes)
         written = [key for batch in writes.values() for key in batch]
         try:
-            entry = self._live_grant(grant_key, access_token.client_id, access_token.user_id)
+            entry = self._live_grant(grant_key, access_token.client_id, access_token.user_id, saving=True)
         except BaseException:  # another client's grant, a corrupt entry, a failed read
             with contextlib.suppress(Exception):  # the original error is the one to report
                 self._connection.delete_many(written)
@@ -342,10 +372,17 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
                 pass
             raise
 
-    def _payload(self, payload: bytes) -> bytes:
-        if len(payload) > self._max_value_size:
-            raise RecordTooLargeError(f"the encoded record is {len(payload)} bytes, more than the {self._max_value_size} the backend takes")
-        return payload
+    def _sealed(self, key: bytes, kind: bytes, payload: bytes) -> bytes:
+        """``payload`` sealed for the backend (see :mod:`oauth2_store.sealing`), if it fits.
+
+        Raises:
+            RecordTooLargeError: the sealed value is larger than ``max_value_size``.
+        """
+        if len(payload) + SEALED_OVERHEAD > self._max_value_size:
+            raise RecordTooLargeError(
+                f"the encoded record is {len(payload) + SEALED_OVERHEAD} bytes sealed, more than the {self._max_value_size} the backend takes"
+            )
+        return seal(key, kind, payload)
 
     # Grants
 
@@ -402,7 +439,7 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         if member:
             if not self._connection.append(grant_key, member):
                 raise StoreUnavailableError(f"{self._where} lost a grant entry as it was written", self._connection.servers)
-        elif self._live_grant(grant_key, client_id, user_id) is None:
+        elif self._live_grant(grant_key, client_id, user_id, saving=True) is None:
             raise GrantRevokedError("the code's grant is revoked")
         return False
 
@@ -417,13 +454,15 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         except RecordTooLargeError:
             self._connection.set_many({index_key: grant_digest}, 0)
 
-    def _live_grant(self, grant_key: str, client_id: str, user_id: str | None) -> _GrantEntry | None:
+    def _live_grant(self, grant_key: str, client_id: str, user_id: str | None, *, saving: bool = False) -> _GrantEntry | None:
         """The grant entry if the grant is live: present, not revoked, created under its owners'
         current epochs (one round trip); None otherwise.
 
         Raises:
-            CodecError: the entry is corrupt.
-            RecordValueError: the grant belongs to another client.
+            CodecError: the entry is corrupt, or (reading a stored record: ``saving`` false) it
+                belongs to another client than the record, which the store never writes.
+            RecordValueError: ``saving``, and the grant belongs to another client: the record
+                being saved names another client's grant.
         """
         epoch_keys = self._epoch_keys(client_id, user_id)
         found = self._connection.get_many([grant_key, *epoch_keys])
@@ -434,7 +473,9 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         if entry.revoked:
             return None
         if entry.client != _digest(client_id):
-            raise RecordValueError("grant_id names a grant of another client")
+            if saving:
+                raise RecordValueError("grant_id names a grant of another client")
+            raise CodecError("a grant entry of another client than its record: the stored state is corrupt")
         if [found.get(key) for key in epoch_keys] != list(entry.epochs[: len(epoch_keys)]):
             return None
         return entry
@@ -514,7 +555,7 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
             CodecError: the stored value is not a valid token record.
             StoreUnavailableError: the backend failed.
         """
-        access_token = self._get_token(self._key("t", token))
+        access_token = self._get_token(self._key("t", token), secret_key(token), b"t")
         if access_token.token != token or access_token.is_expired(self._clock()):
             raise AccessTokenNotFound("no live access token matches")
         if self._verify_grants and self._live_grant(self._grant_key(access_token.grant_id), access_token.client_id, access_token.user_id) is None:
@@ -536,7 +577,7 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         payload = self._unless_marked(self._key("r", refresh_token), self._key("x", refresh_token), RefreshTokenReuseError, "refresh token")
         if payload is None:
             raise AccessTokenNotFound("no live refresh token matches")
-        access_token = ACCESS_TOKEN_CODEC.decode(payload)
+        access_token = ACCESS_TOKEN_CODEC.decode(unseal(secret_key(refresh_token), b"r", payload))
         if access_token.refresh_token != refresh_token or access_token.is_refresh_expired(self._clock()):
             raise AccessTokenNotFound("no live refresh token matches")
         if self._live_grant(self._grant_key(access_token.grant_id), access_token.client_id, access_token.user_id) is None:
@@ -565,7 +606,8 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
 
     def fetch_existing_token_of_user(self, client_id: str, grant_type: str, user_id: str | None) -> AccessToken:
         """Return the live access token most recently saved for this client, grant and user (two
-        round trips: the user entry, then the token's own key).
+        round trips: the user entry, then the token's own key). Only a store with a
+        ``reissue_key`` keeps user entries: they hold a token to hand out again, sealed under it.
 
         Only a token :meth:`fetch_by_token` returns too is handed out: the user entry and the
         token's key can be on different servers, and a restarted or full server loses its keys, so
@@ -576,16 +618,19 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         until the next :meth:`save_token` for them (a new token is issued; none is wrongly reused).
 
         Raises:
-            AccessTokenNotFound: none was saved, or the latest one was revoked or expired.
+            AccessTokenNotFound: none was saved, the latest one was revoked or expired, or the store
+                has no ``reissue_key``.
             CodecError: the stored value is not a valid token record.
             StoreUnavailableError: the backend failed.
         """
-        access_token = self._get_token(self._user_key(client_id, grant_type, user_id))
+        if self._reissue_key is None:
+            raise AccessTokenNotFound("this store keeps no token to hand out again: give it a reissue_key")
+        access_token = self._get_token(self._user_key(client_id, grant_type, user_id), self._reissue_key, b"u", sealed_only=True)
         if (access_token.client_id, access_token.grant_type, access_token.user_id) != (client_id, grant_type, user_id) or access_token.is_expired(
             self._clock()
         ):
             raise AccessTokenNotFound("no live access token for this client, grant and user")
-        if self._get_token(self._key("t", access_token.token)) != access_token:
+        if self._get_token(self._key("t", access_token.token), secret_key(access_token.token), b"t") != access_token:
             raise AccessTokenNotFound("no live access token for this client, grant and user")
         return access_token
 
@@ -640,7 +685,7 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         payload = self._connection.get(refresh_key)
         if payload is not None:
             try:
-                refreshed = ACCESS_TOKEN_CODEC.decode(payload)
+                refreshed = ACCESS_TOKEN_CODEC.decode(unseal(secret_key(token), b"r", payload))
             except CodecError:  # a corrupt record must not keep the token's own keys alive
                 self._connection.delete_many(keys)
                 raise
@@ -649,11 +694,11 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
                 self.revoke_grant(refreshed.grant_id)
         self._connection.delete_many(keys)
 
-    def _get_token(self, key: str) -> AccessToken:
-        payload = self._connection.get(key)
-        if payload is None:
+    def _get_token(self, key: str, sealing_key: bytes, kind: bytes, *, sealed_only: bool = False) -> AccessToken:
+        value = self._connection.get(key)
+        if value is None:
             raise AccessTokenNotFound("no live access token matches")
-        return ACCESS_TOKEN_CODEC.decode(payload)
+        return ACCESS_TOKEN_CODEC.decode(unseal(sealing_key, kind, value, sealed_only=sealed_only))
 
     # Codes
 
@@ -673,7 +718,7 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         """
         if type(authorization_code) is not AuthorizationCode:
             require_record(authorization_code, AuthorizationCode, "save_code")
-        payload = self._payload(AUTH_CODE_CODEC.encode(authorization_code))
+        payload = self._sealed(secret_key(authorization_code.code), b"c", AUTH_CODE_CODEC.encode(authorization_code))
         key = self._key("c", authorization_code.code)
         expire = _memcached_expiration(authorization_code.expires_at, self._clock())
         if expire is None:
@@ -698,7 +743,7 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         payload = self._unless_marked(self._key("c", code), self._key("k", code), CodeReplayError, "authorization code")
         if payload is None:
             raise AuthCodeNotFound("no live authorization code matches")
-        authorization_code = AUTH_CODE_CODEC.decode(payload)
+        authorization_code = AUTH_CODE_CODEC.decode(unseal(secret_key(code), b"c", payload))
         if authorization_code.code != code or authorization_code.is_expired(self._clock()):
             raise AuthCodeNotFound("no live authorization code matches")
         grant_key = self._grant_key(authorization_code.grant_id)
@@ -801,7 +846,7 @@ def _parse_marker(marker: bytes) -> tuple[int, str]:
         CodecError: it is not one.
     """
     expires_at, _, grant_id = marker.partition(b" ")
-    if not (expires_at.isdigit() and grant_id and grant_id.isascii()):
+    if not (0 < len(expires_at) <= 20 and expires_at.isdigit() and grant_id and grant_id.isascii()):
         raise CodecError("not a consumed-code or retired-refresh marker")
     return int(expires_at), grant_id.decode("ascii")
 

@@ -76,10 +76,14 @@ class MemcacheTokenStore(KeyValueTokenStore):
             round trip), so an access token whose grant entry or index was lost to eviction or a
             restart is refused at once instead of at its own expiry (see "Token lifecycle" in the
             README).
+        reissue_key: At least 32 random bytes the servers hold, which seal the user entries
+            :meth:`fetch_existing_token_of_user` reads (python-oauth2's ``unique_token``). Without
+            it, none is written and that method raises AccessTokenNotFound: a stored token that
+            can be handed out again is a usable secret at rest.
         **kwargs: ``servers`` and the client library's keyword arguments (see above).
 
     Raises:
-        ValueError: an invalid prefix, no servers, a server with a bad port, or keyword arguments
+        ValueError: an invalid prefix, a reissue key shorter than 32 bytes, no servers, a server with a bad port, or keyword arguments
             of two libraries; a client configured to hide failures or to unpickle values.
         TypeError: a prefix that is not a str, unknown keyword arguments, or an unsupported
             client object.
@@ -88,7 +92,7 @@ class MemcacheTokenStore(KeyValueTokenStore):
 
     # The documented set-ups, one overload each, so that mypy refuses a typo or a wrong type.
     @overload
-    def __init__(self, mc: object, prefix: str = ..., *, clock: Clock = ..., max_value_size: int = ..., verify_grants: bool = ...) -> None: ...
+    def __init__(self, mc: object, prefix: str = ..., *, clock: Clock = ..., max_value_size: int = ..., verify_grants: bool = ..., reissue_key: bytes | None = ...) -> None: ...
     @overload
     def __init__(
         self,
@@ -101,6 +105,7 @@ class MemcacheTokenStore(KeyValueTokenStore):
         clock: Clock = ...,
         max_value_size: int = ...,
         verify_grants: bool = ...,
+        reissue_key: bytes | None = ...,
     ) -> None: ...
     @overload
     def __init__(
@@ -116,6 +121,7 @@ class MemcacheTokenStore(KeyValueTokenStore):
         clock: Clock = ...,
         max_value_size: int = ...,
         verify_grants: bool = ...,
+        reissue_key: bytes | None = ...,
     ) -> None: ...
     @overload
     def __init__(
@@ -133,6 +139,7 @@ class MemcacheTokenStore(KeyValueTokenStore):
         clock: Clock = ...,
         max_value_size: int = ...,
         verify_grants: bool = ...,
+        reissue_key: bytes | None = ...,
     ) -> None: ...
     def __init__(
         self,
@@ -142,13 +149,16 @@ class MemcacheTokenStore(KeyValueTokenStore):
         clock: Clock = system_clock,
         max_value_size: int = MAX_VALUE_SIZE,
         verify_grants: bool = False,
+        reissue_key: bytes | None = None,
         **kwargs: Any,
     ) -> None:
         if mc is None:
             mc = _build_client(args, kwargs)
         elif args or kwargs:
             raise TypeError("pass either mc= or the arguments to build a client, not both")
-        super().__init__(connect(mc), prefix, clock=clock, max_value_size=max_value_size, verify_grants=verify_grants, backend="memcached")
+        super().__init__(
+            connect(mc), prefix, clock=clock, max_value_size=max_value_size, verify_grants=verify_grants, backend="memcached", reissue_key=reissue_key
+        )
 
 
 _HOST = re.compile(r"[A-Za-z0-9._-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]")

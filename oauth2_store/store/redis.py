@@ -47,9 +47,12 @@ class RedisTokenStore(KeyValueTokenStore):
         max_value_size: Largest encoded record written, in bytes.
         verify_grants: Make :meth:`fetch_by_token` confirm that the token's grant is live (a second
             round trip).
+        reissue_key: At least 32 random bytes the servers hold, which seal the user entries
+            :meth:`fetch_existing_token_of_user` reads; without it, none is written and that
+            method raises AccessTokenNotFound.
 
     Raises:
-        ValueError: an invalid prefix; a client that decodes replies or retries commands.
+        ValueError: an invalid prefix or reissue key; a client that decodes replies or retries commands.
         TypeError: a prefix that is not a str, or a client that is not redis-py's.
     """
 
@@ -61,8 +64,18 @@ class RedisTokenStore(KeyValueTokenStore):
         clock: Clock = system_clock,
         max_value_size: int = MAX_VALUE_SIZE,
         verify_grants: bool = False,
+        reissue_key: bytes | None = None,
     ) -> None:
-        super().__init__(RedisConnection(client), prefix, clock=clock, max_value_size=max_value_size, verify_grants=verify_grants, backend="Redis", hash_tags=True)
+        super().__init__(
+            RedisConnection(client),
+            prefix,
+            clock=clock,
+            max_value_size=max_value_size,
+            verify_grants=verify_grants,
+            backend="Redis",
+            hash_tags=True,
+            reissue_key=reissue_key,
+        )
 
 
 def redis_client(
