@@ -1,7 +1,7 @@
 """The benchmark suite's one command: every benchmark, side by side with the alternatives.
 
-Starts its own memcached servers on loopback, runs the codec, in-memory, memcached and scale
-benchmarks, prints the results and writes them to ``RESULTS.md`` (with the machine and the date)
+Starts its own memcached servers and redis-server on loopback, runs the codec, in-memory, memcached,
+Redis and scale benchmarks, prints the results and writes them to ``RESULTS.md`` (with the machine and the date)
 and ``results.png`` (a chart of the ratios and the throughput curve) in ``--out``.
 
 Run: ``make bench`` (or ``.venv/bin/python benchmarks/run.py [--quick] [--out DIR]``; needs the
@@ -27,10 +27,12 @@ import codec_bench  # noqa: E402
 import local_store_bench  # noqa: E402
 import matplotlib  # noqa: E402
 import memcache_bench  # noqa: E402
+import redis_bench  # noqa: E402
 import scale_bench  # noqa: E402
 from harness import FULL, QUICK, Part, Sizes, Target  # noqa: E402
 
 from tests.memcached_server import MemcachedServer, memcached_binary  # noqa: E402
+from tests.redis_server import RedisServer, redis_binary  # noqa: E402
 
 matplotlib.use("Agg")  # files only, no display
 
@@ -46,16 +48,20 @@ def main(argv: list[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
     started = time.monotonic()
     servers = [MemcachedServer(memory_mb=1024).start() for _ in range(3)]
+    redis_server = RedisServer()
     try:
+        redis_server.start()
         parts = [
             codec_bench.measure(sizes),
             local_store_bench.measure(sizes),
             memcache_bench.measure(sizes, servers[0]),
+            redis_bench.measure(sizes, redis_server),
         ]
         scale = scale_bench.measure(sizes, [server.address for server in servers])
     finally:
         for server in servers:
             server.stop()
+        redis_server.remove()  # stops it and deletes its directory
     args.out.mkdir(parents=True, exist_ok=True)
     results = _markdown(parts, scale, sizes, quick=args.quick, minutes=(time.monotonic() - started) / 60)
     (args.out / "RESULTS.md").write_text(results)
@@ -99,14 +105,16 @@ def _markdown(parts: list[Part], scale: scale_bench.Scale, sizes: Sizes, quick: 
 def _machine(minutes: float) -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")), platform.processor())
     memcached = subprocess.run([memcached_binary(), "-V"], capture_output=True, text=True, check=True).stdout.strip()
-    versions = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in ("oauth2-store", "attrs", "pymemcache", "python-memcached", "python-oauth2"))
+    redis = subprocess.run([redis_binary(), "--version"], capture_output=True, text=True, check=True).stdout.split()
+    redis_version = next((word.removeprefix("v=") for word in redis if word.startswith("v=")), " ".join(redis))
+    versions = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in ("oauth2-store", "attrs", "pymemcache", "python-memcached", "redis", "python-oauth2"))
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join(
         [
             f"- **Date:** {date} (the run took {minutes:.1f} min)",
             f"- **Machine:** {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
             f"- **Python:** {platform.python_implementation()} {platform.python_version()}; {versions}",
-            f"- **Server:** {memcached}, on loopback, started by the benchmark",
+            f"- **Servers:** {memcached} and redis-server {redis_version}, on loopback, started by the benchmark",
         ]
     )
 

@@ -24,9 +24,10 @@ from urllib.parse import urlsplit
 import pytest
 
 from tests.memcached_server import MemcachedServer
+from tests.redis_server import RedisServer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-STORES = ["memory", "memcached"]
+STORES = ["memory", "memcached", "redis"]
 """The stores every example is tested on: ``params`` of each module's store fixture."""
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -165,9 +166,12 @@ def running_example(script: Path, arguments: Sequence[str], secrets: Sequence[st
 
 def store_url_for(request: pytest.FixtureRequest) -> str:
     """The store URL of a fixture parametrized over STORES: ``memory://``, or the session's
-    memcached under a fresh prefix (so servers of different tests never share records)."""
+    memcached or Redis under a fresh prefix (so servers of different tests never share records)."""
     if request.param == "memory":
         return "memory://"
+    if request.param == "redis":
+        redis_server: RedisServer = request.getfixturevalue("redis_server")
+        return f"{redis_server.url}?prefix=e2e-{secrets.token_hex(6)}"
     memcached: MemcachedServer = request.getfixturevalue("memcached")
     return f"memcache://{memcached.address}?prefix=e2e-{secrets.token_hex(6)}"
 

@@ -3,18 +3,21 @@ credentials and over TLS; what it writes, inspected on the server itself."""
 
 from __future__ import annotations
 
+import re
 import secrets
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from oauth2_store import AccessToken
+from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.clock import ManualClock
 from oauth2_store.error import StoreUnavailableError
 from oauth2_store.store.redis import RedisTokenStore, redis_client, redis_cluster_client
 from oauth2_store.store.redis_clients import RedisClient
 from oauth2_store.testing import LifecycleTokenStoreContract
 from oauth2_store.urls import open_store
+from tests.memcache_backends import REISSUE_KEY
 from tests.redis_server import ACL_PASSWORD, ACL_USER, RedisCluster, RedisServer
 
 
@@ -54,7 +57,7 @@ class TestRedisTokenStore(LifecycleTokenStoreContract):
             store.close()
 
     def make_store(self, clock: ManualClock) -> RedisTokenStore:
-        store = RedisTokenStore(single_server_client(self.setup, self.request), f"t-{secrets.token_hex(6)}", clock=clock)
+        store = RedisTokenStore(single_server_client(self.setup, self.request), f"t-{secrets.token_hex(6)}", clock=clock, reissue_key=REISSUE_KEY)
         self.stores.append(store)
         return store
 
@@ -73,7 +76,7 @@ class TestRedisClusterTokenStore(LifecycleTokenStoreContract):
             store.close()
 
     def make_store(self, clock: ManualClock) -> RedisTokenStore:
-        store = RedisTokenStore(redis_cluster_client(_nodes(self.cluster)), f"t-{secrets.token_hex(6)}", clock=clock)
+        store = RedisTokenStore(redis_cluster_client(_nodes(self.cluster)), f"t-{secrets.token_hex(6)}", clock=clock, reissue_key=REISSUE_KEY)
         self.stores.append(store)
         return store
 
@@ -117,3 +120,70 @@ def test_a_tls_server_refuses_plain_text_and_an_unknown_ca(redis_tls_server: Red
             store.fetch_by_token("anything")
         assert isinstance(store, RedisTokenStore)
         store.close()
+
+
+# What the server holds: keys, expirations, and no secret that works.
+
+
+def test_keys_carry_hash_tags_and_every_key_expires_with_its_record(redis_server: RedisServer) -> None:
+    store = RedisTokenStore(redis_client("127.0.0.1", redis_server.port), f"ttl-{secrets.token_hex(6)}", reissue_key=REISSUE_KEY)
+    now = int(time.time())
+    token = AccessToken("client", "authorization_code", f"tok-{secrets.token_hex(8)}", expires_at=now + 3600, scopes=["read"],
+                        refresh_token=f"ref-{secrets.token_hex(8)}", refresh_expires_at=now + 40 * 86400, user_id="user-1")
+    code = AuthorizationCode("client", f"code-{secrets.token_hex(8)}", now + 600, None, ["read"], user_id="user-1")
+    try:
+        store.save_token(token)
+        store.save_code(code)
+        store.consume_code(code.code)
+        keys = [key.decode() for key in _list(redis_server.command("KEYS", f"{store._prefix}:*"))]
+        assert keys and all(re.fullmatch(rf"{store._prefix}:\{{[0-9a-f]{{64}}\}}:[trcugkxei]", key) for key in keys), keys
+        expiring = {
+            store._key("t", token.token): now + 3600,
+            store._user_key(token.client_id, token.grant_type, token.user_id): now + 3600,
+            store._key("r", token.refresh_token or ""): now + 40 * 86400,
+            store._grant_key(token.grant_id): now + 40 * 86400,
+            store._key("k", code.code): now + 600,
+        }
+        for key, expires_at in expiring.items():
+            at = redis_server.command("EXPIRETIME", key)
+            assert isinstance(at, int) and abs(at - expires_at) <= 2, (key, at, expires_at)
+        # Only owner state (epochs, indexes) lives without an expiry: it is not a record.
+        forever = sorted(key.rsplit(":", 1)[1] for key in keys if redis_server.command("EXPIRETIME", key) == -1)
+        assert set(forever) <= {"e", "i"}, forever
+    finally:
+        store.close()
+
+
+def test_a_dump_of_the_server_holds_no_token_refresh_token_or_code(redis_server: RedisServer) -> None:
+    store = RedisTokenStore(redis_client("127.0.0.1", redis_server.port), f"dump-{secrets.token_hex(6)}", reissue_key=REISSUE_KEY)
+    now = int(time.time())
+    tokens = [AccessToken(f"client-{n}", "authorization_code", f"tok-{secrets.token_hex(16)}", expires_at=now + 3600, scopes=["read"],
+                          refresh_token=f"ref-{secrets.token_hex(16)}", user_id=f"user-{n}") for n in range(20)]
+    codes = [AuthorizationCode(f"client-{n}", f"code-{secrets.token_hex(16)}", now + 600, None, ["read"], user_id=f"user-{n}") for n in range(20)]
+    try:
+        for token, code in zip(tokens, codes):
+            store.save_token(token)
+            store.save_code(code)
+        store.consume_code(codes[0].code)
+        store.delete_refresh_token(tokens[0].refresh_token or "")
+        keys = _list(redis_server.command("KEYS", f"{store._prefix}:*"))
+        values = b"".join(_bytes_of(redis_server.command("GET", key)) for key in keys)
+        dump = redis_server.dump()  # the append-only files, rewritten: what a stolen backup holds
+        assert store._prefix.encode() in dump, "the dump holds none of the store's keys: it tested nothing"
+        secrets_at_rest = [t.token for t in tokens] + [t.refresh_token or "" for t in tokens] + [c.code for c in codes]
+        for secret in secrets_at_rest:
+            # Whole, and the random part alone (a prefix-stripped or re-encoded copy would still work).
+            for needle in (secret.encode(), secret.split("-", 1)[1].encode()):
+                assert needle not in values and needle not in dump and needle not in b"".join(keys)
+    finally:
+        store.close()
+
+
+def _list(reply: object) -> list[bytes]:
+    assert isinstance(reply, list) and all(isinstance(item, bytes) for item in reply), reply
+    return reply
+
+
+def _bytes_of(reply: object) -> bytes:
+    assert isinstance(reply, bytes), reply
+    return reply

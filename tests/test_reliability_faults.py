@@ -93,9 +93,25 @@ GRANT_KINDS = ("g", "e:c", "e:u", "e:uc")
 """What a refresh token's grant is checked against: the grant entry and its owners' epochs."""
 
 
+class _Homes(dict[str, int]):
+    """Which server (index) holds each key, as the servers' metadumps list them; a key a dump left
+    out (the crawler can miss an item that moved in its LRU meanwhile) is asked for on each server."""
+
+    def __init__(self, servers: list[MemcachedServer]) -> None:
+        super().__init__((key, index) for index, server in enumerate(servers) for key in server.keys())
+        self._servers = servers
+
+    def __missing__(self, key: str) -> int:
+        holders = [index for index, server in enumerate(self._servers) if server.ttl(key) is not None]
+        if len(holders) != 1:
+            raise KeyError(f"{key} is held by {len(holders)} servers")
+        self[key] = holders[0]
+        return holders[0]
+
+
 def home_of_keys(servers: list[MemcachedServer]) -> dict[str, int]:
     """Which server (index) holds each key, read from the servers themselves."""
-    return {key: index for index, server in enumerate(servers) for key in server.keys()}
+    return _Homes(servers)
 
 
 def home_of_absent_key(store: MemcacheTokenStore, servers: list[MemcachedServer], key: str) -> int:
