@@ -5,13 +5,15 @@ acknowledged survives a restart."""
 from __future__ import annotations
 
 import secrets
+import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from oauth2_store import AccessToken, AuthorizationCode
-from oauth2_store.error import AccessTokenNotFound, StoreUnavailableError
+from oauth2_store.error import AccessTokenNotFound, CodeReplayError, RefreshTokenReuseError, StoreUnavailableError
 from oauth2_store.store.redis import RedisTokenStore, redis_client, redis_cluster_client
 from tests.redis_server import RedisServer, start_cluster
 
@@ -135,3 +137,66 @@ def test_a_killed_cluster_node_fails_its_slots_and_leaves_the_others_serving() -
     finally:
         for server in cluster.servers:
             server.remove()
+
+
+class LosingProxy:
+    """A loopback proxy in front of redis-server that relays bytes both ways, and loses the reply
+    to the first ``SET ... NX`` of the key ``needle`` (the server did run it): the connection
+    drops with it. A fault no healthy server produces, made on a real connection."""
+
+    def __init__(self, server: RedisServer, needle: bytes) -> None:
+        self.server = server
+        self.needle = needle
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.lost = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        # One request, then its reply: redis-py waits for each reply before its next request.
+        with client, socket.create_connection(("127.0.0.1", self.server.port)) as upstream:
+            while request := client.recv(65536):
+                upstream.sendall(request)
+                reply = upstream.recv(65536)
+                if self.needle in request and b"\r\nNX\r\n" in request and not self.lost.is_set():
+                    self.lost.set()
+                    return
+                client.sendall(reply)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.parametrize("marker", ["consumed code", "retired refresh token"])
+def test_a_lost_reply_to_a_marker_still_leaves_exactly_one_winner_and_no_replay(own_redis: RedisServer, marker: str) -> None:
+    probe = RedisTokenStore(redis_client("127.0.0.1", own_redis.port), prefix="lost")
+    token, code = _token(), AuthorizationCode("client", f"code-{secrets.token_hex(8)}", int(time.time()) + 600, None, ["read"])
+    marker_key = probe._key("k", code.code) if marker == "consumed code" else probe._key("x", token.refresh_token or "")
+    proxy = LosingProxy(own_redis, marker_key.encode())
+    store = RedisTokenStore(redis_client("127.0.0.1", proxy.port, timeout=TIMEOUT), prefix="lost")
+    try:
+        store.save_code(code)
+        store.save_token(token)
+        if marker == "consumed code":
+            assert store.consume_code(code.code) == code  # the marker read back is this call's
+            replay: Callable[[], object] = lambda: store.consume_code(code.code)
+        else:
+            store.delete_refresh_token(token.refresh_token or "")
+            with pytest.raises(AccessTokenNotFound):  # rotated: the old access token went with it
+                store.fetch_by_token(token.token)
+            replay = lambda: store.fetch_by_refresh_token(token.refresh_token or "")
+        assert proxy.lost.is_set(), "no reply was lost: the test tested nothing"
+        with pytest.raises((CodeReplayError, RefreshTokenReuseError)):
+            replay()
+    finally:
+        store.close()
+        probe.close()
+        proxy.close()

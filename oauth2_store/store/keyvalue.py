@@ -31,7 +31,7 @@ The token lifecycle (:class:`~oauth2_store.protocols.LifecycleTokenStoreProtocol
   digest and expiry), appended atomically. Revoking prepends ``R``: an append after that lands
   behind it, so no member is ever missed. It lives as long as its longest-lived member.
 - ``k`` / ``x`` (digest of the code / refresh token): a consumed code's and a retired refresh
-  token's marker, ``<expiry> <grant id>``, written with ``add`` (exactly one writer succeeds) and
+  token's marker, ``n<nonce> <expiry> <grant id>``, written with ``add`` (exactly one writer succeeds) and
   kept until the code or refresh token would have expired.
 - ``e`` (digest of the client, user, or user and client): an epoch, 16 random bytes. Revoking a
   user or client replaces it; a grant created under another epoch is dead.
@@ -584,6 +584,24 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
             raise AccessTokenNotFound("no live refresh token matches")
         return access_token
 
+    def _claim(self, marker_key: str, marker: bytes, expire: int) -> bool:
+        """Write ``marker`` (a consumed code's, a retired refresh token's) unless one is there;
+        True if this call's is the one stored. A lost reply to the ``add`` is settled by reading the
+        marker back: each carries a random nonce, so this call's is told from a rival's, and the
+        winner whose reply was lost is not turned into a replay.
+
+        Raises:
+            StoreUnavailableError: the backend failed and no marker is there (the code or refresh
+                token is still usable), or the read back failed too (unknown).
+        """
+        try:
+            return self._connection.add(marker_key, marker, expire)
+        except StoreUnavailableError:
+            stored = self._connection.get(marker_key)
+            if stored is None:
+                raise
+            return stored == marker
+
     def _unless_marked(self, key: str, marker_key: str, replay: type[CodeReplayError | RefreshTokenReuseError], what: str) -> bytes | None:
         """The value under ``key``, read with its marker (of a consumed code or a retired refresh
         token) in one round trip; None when there is neither. A live marker without the value
@@ -649,8 +667,8 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         """
         access_token = self.fetch_by_refresh_token(refresh_token)
         expire = _memcached_expiration(access_token.refresh_expires_at, self._clock())
-        marker = f"{access_token.refresh_expires_at or 0} {access_token.grant_id}".encode("ascii")
-        if expire is None or not self._connection.add(self._key("x", refresh_token), marker, expire):
+        marker = _marker(access_token.refresh_expires_at or 0, access_token.grant_id)
+        if expire is None or not self._claim(self._key("x", refresh_token), marker, expire):
             if expire is None:
                 raise AccessTokenNotFound("no live refresh token matches")
             self.revoke_grant(access_token.grant_id)
@@ -776,11 +794,11 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
                 was not returned to this caller.
         """
         authorization_code = self._live_code(code)
-        marker = f"{authorization_code.expires_at} {authorization_code.grant_id}".encode("ascii")
+        marker = _marker(authorization_code.expires_at, authorization_code.grant_id)
         expire = _memcached_expiration(authorization_code.expires_at, self._clock())
         if expire is None:
             raise AuthCodeNotFound("no live authorization code matches")
-        if not self._connection.add(self._key("k", code), marker, expire):
+        if not self._claim(self._key("k", code), marker, expire):
             self.revoke_grant(authorization_code.grant_id)
             raise CodeReplayError("the authorization code was already used; its grant is revoked")
         try:
@@ -839,12 +857,22 @@ def _expiration_or_never(expires_at: int | None, now: float) -> int:
     return 1 if expire is None else expire
 
 
+def _marker(expires_at: int, grant_id: str) -> bytes:
+    """A consumed-code or retired-refresh marker: ``n<nonce> <expires_at> <grant_id>`` (0: never
+    expires), the nonce 16 random bytes in hex, so that the writer can recognise its own."""
+    return f"n{secrets.token_hex(16)} {expires_at} {grant_id}".encode("ascii")
+
+
 def _parse_marker(marker: bytes) -> tuple[int, str]:
-    """A consumed-code or retired-refresh marker: ``<expires_at> <grant_id>`` (0: never expires).
+    """A marker's expiry and grant id; markers written before the nonce have none.
 
     Raises:
         CodecError: it is not one.
     """
+    if marker.startswith(b"n"):
+        nonce, _, marker = marker.partition(b" ")
+        if len(nonce) != 33:
+            raise CodecError("not a consumed-code or retired-refresh marker")
     expires_at, _, grant_id = marker.partition(b" ")
     if not (0 < len(expires_at) <= 20 and expires_at.isdigit() and grant_id and grant_id.isascii()):
         raise CodecError("not a consumed-code or retired-refresh marker")
