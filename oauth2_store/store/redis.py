@@ -8,7 +8,8 @@ redis-py (no automatic retries, slots, errors) is in :mod:`oauth2_store.store.re
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Mapping, Sequence
 
 import redis
 import redis.exceptions
@@ -66,8 +67,9 @@ class RedisTokenStore(KeyValueTokenStore):
         verify_grants: bool = False,
         reissue_key: bytes | None = None,
     ) -> None:
+        self._redis = RedisConnection(client)
         super().__init__(
-            RedisConnection(client),
+            self._redis,
             prefix,
             clock=clock,
             max_value_size=max_value_size,
@@ -76,6 +78,18 @@ class RedisTokenStore(KeyValueTokenStore):
             hash_tags=True,
             reissue_key=reissue_key,
         )
+
+
+    def _write(self, batches: Mapping[int, Mapping[str, bytes]], deletes: Sequence[str] = ()) -> None:
+        """Write a record's keys and delete its expired ones in one request (a transaction on one
+        server). If it fails, every key it named is deleted: a cluster may have applied it in part,
+        and a lost reply leaves unknown whether a transaction ran."""
+        try:
+            self._redis.write(batches, deletes)
+        except BaseException:
+            with contextlib.suppress(Exception):  # the original error is the one to report
+                self._redis.delete_many([key for values in batches.values() for key in values])
+            raise
 
 
 def redis_client(

@@ -127,6 +127,28 @@ class RedisConnection:
         if not all(replies):
             raise StoreUnavailableError(f"Redis at {self.servers} did not store every value", self.servers)
 
+    def write(self, batches: Mapping[int, Mapping[str, bytes]], deletes: Sequence[str]) -> None:
+        """Store every batch of values with its expiration and delete ``deletes``: on one server a
+        single ``MULTI``/``EXEC``, all of it or nothing; on a cluster one pipeline, one round trip
+        per node, which may apply in part.
+
+        Raises:
+            StoreUnavailableError: a server failed or did not store every value.
+        """
+        writes = [(key, value, _expiration(expire)) for expire, values in batches.items() for key, value in values.items()]
+
+        def run() -> list[object]:
+            with self._client.pipeline(transaction=not self._cluster) as pipe:
+                for key, value, (ex, exat) in writes:
+                    pipe.set(key, value, ex=ex, exat=exat)
+                for key in deletes:
+                    pipe.delete(key)
+                return list(pipe.execute())
+
+        replies = self._call(run)
+        if not all(replies[: len(writes)]):
+            raise StoreUnavailableError(f"Redis at {self.servers} did not store every value", self.servers)
+
     def add(self, key: str, value: bytes, expire: int) -> bool:
         """``SET NX``: True if this call stored ``value``."""
         ex, exat = _expiration(expire)
