@@ -19,6 +19,7 @@ from oauth2_store.cli.bench import run_bench
 from oauth2_store.cli.demo import DemoFailed, run_demo
 from oauth2_store.store import LocalTokenStore
 from tests.memcached_server import MemcachedServer, free_port
+from tests.redis_server import RedisCluster, RedisServer
 
 
 def test_demo_runs_the_whole_lifecycle_and_exits_zero() -> None:
@@ -109,6 +110,32 @@ def test_check_passes_on_memcached_and_cleans_up(memcached: MemcachedServer, cap
     assert "the server keeps a 40-day token for 40.0 days" in out
     assert "a value that is not a record raises CodecError" in out
     assert not [key for key in memcached.keys() if key.startswith("oauth2-store-check-")]
+
+
+def test_check_passes_on_redis_and_its_cluster_and_cleans_up(redis_server: RedisServer, redis_cluster: RedisCluster, capsys: pytest.CaptureFixture[str]) -> None:
+    for url, servers in ((redis_server.url, [redis_server]), (redis_cluster.url, redis_cluster.servers)):
+        assert cli.main(["check", url]) == 0
+        out = capsys.readouterr().out
+        assert "10 checks: 10 passed, 0 failed" in out, out
+        assert "PASS  revocation bound       no server evicts" in out and "the server keeps a 40-day token for 40.0 days" in out
+        assert not [key for server in servers for key in _keys(server.command("KEYS", "oauth2-store-check-*"))]
+
+
+def test_check_on_an_evicting_redis_names_the_bound_and_both_remedies(capsys: pytest.CaptureFixture[str]) -> None:
+    server = RedisServer(maxmemory_mb=100).start()
+    try:
+        server.command("CONFIG", "SET", "maxmemory-policy", "allkeys-lru")
+        assert cli.main(["check", server.url]) == 0
+        out = capsys.readouterr().out
+        assert f"SKIP  revocation bound       Redis evicts keys under maxmemory on {server.address}" in out
+        assert "maxmemory-policy noeviction" in out and "verify_grants=true" in out
+    finally:
+        server.remove()
+
+
+def _keys(reply: object) -> list[bytes]:
+    assert isinstance(reply, list)
+    return reply
 
 
 def test_check_reports_the_revocation_bound_of_a_server_that_never_evicts_or_a_store_that_verifies(

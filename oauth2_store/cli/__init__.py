@@ -31,6 +31,12 @@ URLS = """store URLs:
       prefix=PREFIX              put before every key (default: oauth2)
       client=LIBRARY             pymemcache (default), pylibmc or python-memcached
       timeout=SECONDS            connect and read timeout (default: 1)
+  redis://[user:password@]host[:port][/db][?prefix=...&timeout=...]
+                                 one Redis server (port 6379, database 0 when none)
+  rediss://...[?ca_file=PEM]     the same over TLS
+  redis+cluster://host:port[,host:port...][?...]
+                                 a Redis Cluster (rediss+cluster:// over TLS)
+  memcache and redis URLs also take verify_grants=true|false and reissue_key_file=PATH
 """
 
 

@@ -23,6 +23,7 @@ from oauth2_store.models import AccessToken, AuthorizationCode
 from oauth2_store.protocols import TokenStoreProtocol
 from oauth2_store.store.keyvalue import KeyValueTokenStore
 from oauth2_store.store.memcache import MemcacheTokenStore
+from oauth2_store.store.redis import RedisTokenStore
 from oauth2_store.urls import open_store, redact_url
 
 __all__ = ["CheckFailed", "CheckSkipped", "run_checks"]
@@ -129,9 +130,12 @@ class _Checker:
         token = self.token(lifetime=40 * DAY)
         self.store.save_token(token)
         _expect(self.store.fetch_by_token(token.token) == token, "a 40-day token was not found right after saving it")
-        if not isinstance(self.store, MemcacheTokenStore):
+        if isinstance(self.store, RedisTokenStore):
+            ttl = self.store._redis.ttl(self.store._key("t", token.token))
+        elif isinstance(self.store, MemcacheTokenStore):
+            ttl = _server_ttl(self.store, self.store._key("t", token.token))
+        else:
             return "a 40-day token is kept"
-        ttl = _server_ttl(self.store, self.store._key("t", token.token))
         if ttl is None:
             raise CheckSkipped("a 40-day token is kept; the server cannot report TTLs (memcached 1.6 meta commands)")
         # memcached's clock ticks once a second: a TTL may read a second or two long.
@@ -139,10 +143,20 @@ class _Checker:
         return f"the server keeps a 40-day token for {ttl / DAY:.1f} days"
 
     def revocation_bound(self) -> str:
-        if not isinstance(self.store, MemcacheTokenStore):
+        if not isinstance(self.store, KeyValueTokenStore):
             return "exact: revoking a grant, user or client deletes its access tokens at once"
         if self.store._verify_grants:
             return "verify_grants: fetch_by_token refuses a revoked grant's access tokens at once"
+        if isinstance(self.store, RedisTokenStore):
+            evicting_redis = self.store._redis.evicting_servers()
+            if evicting_redis:
+                raise CheckSkipped(
+                    f"Redis evicts keys under maxmemory on {', '.join(evicting_redis)} (policy not noeviction) and verify_grants is off: a "
+                    "revoked grant whose entry or index was evicted keeps its access tokens until their own expiry; set "
+                    "maxmemory-policy noeviction or add verify_grants=true to the URL"
+                )
+            return "no server evicts (noeviction or no maxmemory): revocations delete access tokens through entries and indexes"
+        assert isinstance(self.store, MemcacheTokenStore)
         evicting = [server for server in _servers(self.store) if b"STAT evictions off" not in _raw(server, b"stats settings\r\n", b"END\r\n")]
         if evicting:
             raise CheckSkipped(
@@ -186,20 +200,18 @@ class _Checker:
         return f"{codes} codes, {threads} concurrent callers: {codes} single wins"
 
     def corrupt_value(self) -> str:
-        if not isinstance(self.store, MemcacheTokenStore):
+        if not isinstance(self.store, KeyValueTokenStore):
             raise CheckSkipped("not applicable: the in-memory store holds records, not bytes")
         secret = secrets.token_urlsafe(24)
         key = self.store._key("t", secret)
-        servers = _servers(self.store)
-        for server in servers:
-            _raw(server, b"set %s 0 60 9\r\nnot-json!\r\n" % key.encode(), b"\r\n")
+        connection = self.store._connection
+        connection.set_many({key: b"not-json!"}, 60)
         try:
             self.store.fetch_by_token(secret)
         except CodecError:
             return "a value that is not a record raises CodecError"
         finally:
-            for server in servers:
-                _raw(server, b"delete %s\r\n" % key.encode(), b"\r\n")
+            connection.delete_many([key])
         raise CheckFailed("a corrupt value did not raise CodecError")
 
     def round_trip_time(self, samples: int = 30) -> str:
@@ -214,12 +226,12 @@ class _Checker:
 
     def clean_up(self) -> None:
         """Delete what the checks wrote so far: tokens revoked with their grants, codes deleted,
-        and on memcached every grant entry, marker, epoch, index and user entry they made."""
+        and on memcached and Redis every grant entry, marker, epoch, index and user entry they made."""
         for token in self.tokens:
             self.store.revoke_token(token.token)
             if token.refresh_token is not None:
                 self.store.revoke_token(token.refresh_token)  # and the check's grant with it
-        if isinstance(self.store, MemcacheTokenStore):
+        if isinstance(self.store, KeyValueTokenStore):
             self.store._connection.delete_many(_lifecycle_keys(self.store, self.tokens, self.codes))
         for code in self.codes:
             self.store.delete_code(code.code)
@@ -227,7 +239,7 @@ class _Checker:
         self.codes.clear()
 
 
-def _lifecycle_keys(store: MemcacheTokenStore, tokens: list[AccessToken], codes: list[AuthorizationCode]) -> list[str]:
+def _lifecycle_keys(store: KeyValueTokenStore, tokens: list[AccessToken], codes: list[AuthorizationCode]) -> list[str]:
     """The memcached keys the lifecycle wrote for these records, besides the records' own."""
     keys: list[str] = []
     for token in tokens:
@@ -314,8 +326,8 @@ def _expect_miss(error: type[StoreError], call: Callable[[], object]) -> None:
 
 
 def _describe(store: TokenStoreProtocol) -> str:
-    if isinstance(store, MemcacheTokenStore):
-        return f"memcached at {store.servers} through {store.library}"
+    if isinstance(store, KeyValueTokenStore):
+        return f"{store._where} through {store.library}"
     return type(store).__name__
 
 

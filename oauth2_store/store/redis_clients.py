@@ -180,6 +180,29 @@ class RedisConnection:
         else:
             self._call(lambda: self._client.delete(*keys))
 
+    def ttl(self, key: str) -> int | None:
+        """Seconds ``key`` has left (-1: it never expires), None if it does not exist."""
+        seconds = self._call(lambda: self._client.ttl(key))
+        return None if seconds == -2 else int(seconds)
+
+    def evicting_servers(self) -> list[str]:
+        """The servers that evict keys when full: a ``maxmemory`` and a policy other than
+        ``noeviction`` (``CONFIG GET``).
+
+        Raises:
+            StoreUnavailableError: a server failed, or refused ``CONFIG`` (an ACL without it).
+        """
+
+        def read() -> list[str]:
+            if isinstance(self._client, RedisCluster):
+                primaries: list[ClusterNode] = self._client.get_primaries()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+                configs = [(f"{node.host}:{node.port}", _config(self._client.config_get("maxmemory*", target_nodes=node))) for node in primaries]
+            else:
+                configs = [(self.servers, _config(self._client.config_get("maxmemory*")))]
+            return [name for name, config in configs if config.get("maxmemory", "0") != "0" and config.get("maxmemory-policy") != "noeviction"]
+
+        return self._call(read)
+
     def close(self) -> None:
         """Close the client's connections (redis-py reconnects on the next command)."""
         self._call(self._client.close)
@@ -217,6 +240,17 @@ def _expiration(expire: int) -> tuple[int | None, int | None]:
 
 def _absolute(expire: int) -> int:
     return int(time.time()) + expire if expire <= THIRTY_DAYS else expire
+
+
+def _config(reply: object) -> dict[str, str]:
+    """A ``CONFIG GET`` reply as str names and values."""
+    if not isinstance(reply, dict):
+        raise StoreUnavailableError(f"Redis answered CONFIG GET with {type(reply).__name__}")
+    return {_text(name): _text(value) for name, value in reply.items()}
+
+
+def _text(value: object) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _bytes_or_none(value: object) -> bytes | None:
