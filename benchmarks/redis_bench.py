@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 from harness import Operation, Part, Section, Sizes, Target, alternate
+from memcache_bench import _tokens
 from oauth2.datatype import AccessToken as LegacyAccessToken
 from oauth2.datatype import AuthorizationCode as LegacyAuthorizationCode
 from oauth2.store.redisdb import TokenStore as LegacyRedisStore
@@ -126,22 +127,6 @@ def _own_writes(raw: redis.Redis, token: AccessToken) -> list[tuple[dict[str, by
         raise RuntimeError(f"the store wrote no expiring value under {keys['t']}: has its key layout changed?")
     return [(expiring, 3600), *([(forever, None)] if forever else [])]
 
-
-def _tokens(cls: Any, n: int, refresh: bool = True) -> list[Any]:
-    now = int(time.time())
-    return [
-        cls(
-            "client-id",
-            "authorization_code",
-            secrets.token_hex(16),
-            {"key": "value"},
-            now + 3600,
-            secrets.token_hex(16) if refresh else None,
-            scopes=["read", "write"],
-            user_id=f"user-{secrets.token_hex(6)}",
-        )
-        for _ in range(n)
-    ]
 
 
 def _code(now: int) -> AuthorizationCode:

@@ -191,14 +191,8 @@ class KeyValueConnection(Protocol):
 
 
 class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
-    """The token store's logic on any :class:`KeyValueConnection`; use a backend's subclass.
-
-    Implements every operation of :class:`~oauth2_store.protocols.LifecycleTokenStoreProtocol`.
-    Codes, refresh tokens and saves confirm their grant is live against the grant entry and the
-    owner epochs, so a lost entry refuses them (fail closed). ``fetch_by_token`` stays one round
-    trip: revocations delete access tokens through the grant entries, so an access token whose
-    grant entry or index was evicted or lost in a restart stays usable until its own expiry, unless
-    ``verify_grants`` is set.
+    """The token store's logic on any :class:`KeyValueConnection`; use a backend's subclass
+    (their documentation says what the stores guarantee).
 
     Args:
         connection: The backend.
