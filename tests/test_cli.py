@@ -72,9 +72,10 @@ def test_demo_fails_on_a_store_that_breaks_the_contract(monkeypatch: pytest.Monk
     assert capsys.readouterr().err.startswith("oauth2-store demo: step 7")
 
 
-def test_demo_runs_on_memcached(memcached: MemcachedServer, capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["demo", f"memcache://{memcached.address}?prefix=demo-{secrets.token_hex(4)}"]) == 0
-    assert capsys.readouterr().out.endswith("lifecycle complete\n")
+def test_demo_runs_on_memcached_and_redis(memcached: MemcachedServer, redis_cluster: RedisCluster, capsys: pytest.CaptureFixture[str]) -> None:
+    for url in (f"memcache://{memcached.address}", redis_cluster.url):
+        assert cli.main(["demo", f"{url}?prefix=demo-{secrets.token_hex(4)}"]) == 0
+        assert capsys.readouterr().out.endswith("lifecycle complete\n")
 
 
 @pytest.mark.parametrize(
@@ -190,11 +191,11 @@ def test_check_against_a_dead_server_fails_fast_with_one_clear_line() -> None:
     assert "Traceback" not in result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("url", ["memory://", "memcache"])
+@pytest.mark.parametrize("url", ["memory://", "memcache://", "redis://"])
 def test_bench_prints_throughput_and_percentiles_and_writes_json(
-    url: str, memcached: MemcachedServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    url: str, memcached: MemcachedServer, redis_server: RedisServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    url = url if url == "memory://" else f"memcache://{memcached.address}"
+    url = {"memory://": url, "memcache://": f"memcache://{memcached.address}", "redis://": redis_server.url}[url]
     figures = tmp_path / "bench.json"
     assert cli.main(["bench", url, "--ops", "200", "--threads", "2", "--json", str(figures)]) == 0
     captured = capsys.readouterr()
