@@ -1,7 +1,8 @@
 """oauth2-store: typed, immutable records and stores for an OAuth 2.0 provider.
 
-The records live here (``oauth2_store.AccessToken``, ``AuthorizationCode``, ``Client``), with
-:func:`open_store`, which opens a store from its URL. The errors are in :mod:`oauth2_store.error`,
+The records live here (``oauth2_store.AccessToken``, ``AuthorizationCode``, ``Client``, and
+:func:`hash_secret` for a client secret kept as a hash), with :func:`open_store`, which opens a
+store from its URL. The errors are in :mod:`oauth2_store.error`,
 the versioned byte formats in :mod:`oauth2_store.codec`, the store contracts in
 :mod:`oauth2_store.protocols`, the stores in :mod:`oauth2_store.store`, the conformance suite
 in :mod:`oauth2_store.testing`, and the wiring into OAuth servers in
@@ -10,9 +11,9 @@ in :mod:`oauth2_store.testing`, and the wiring into OAuth servers in
 """
 
 from oauth2_store.json_data import FrozenJSON
-from oauth2_store.models import AccessToken, AuthorizationCode, Client
+from oauth2_store.models import AccessToken, AuthorizationCode, Client, hash_secret
 from oauth2_store.urls import open_store
 
-__all__ = ["AccessToken", "AuthorizationCode", "Client", "FrozenJSON", "open_store"]
+__all__ = ["AccessToken", "AuthorizationCode", "Client", "FrozenJSON", "hash_secret", "open_store"]
 
 __version__ = "0.1.0"

@@ -371,10 +371,11 @@ def _load_code_legacy(parsed: object) -> AuthorizationCode:
     )
 
 
-# Clients. Version 2 appends the allowed scopes and the token endpoint's authentication method.
+# Clients. Version 2 appends the allowed scopes and the token endpoint's authentication method,
+# version 3 the secret hash (then the secret is "").
 
 
-def _dump_client_v2(client: Client) -> list[object]:
+def _dump_client_v3(client: Client) -> list[object]:
     return [
         client.identifier,
         client.secret,
@@ -383,10 +384,17 @@ def _dump_client_v2(client: Client) -> list[object]:
         client.authorized_response_types,
         client.scopes,
         client.token_endpoint_auth_method,
+        client.secret_hash,
     ]
 
 
-def _load_client_v2(parsed: object) -> Client:
+def _load_client_v3(parsed: object) -> Client:
+    fields = _fields(parsed, 8)
+    return _load_client_v2(fields[:7], _opt_str(fields[7], "secret_hash"))
+
+
+def _load_client_v2(parsed: object, secret_hash: str | None = None) -> Client:
+    """Version 2: version 3's fields without the secret hash (the secret is plaintext, or "")."""
     identifier, secret, redirect_uris, grants, response_types, scopes, auth_method = _fields(parsed, 7)
     return Client(
         _str(identifier, "identifier"),
@@ -396,6 +404,7 @@ def _load_client_v2(parsed: object) -> Client:
         authorized_response_types=_opt_str_list(response_types, "authorized_response_types"),
         scopes=_opt_str_list(scopes, "scopes"),
         token_endpoint_auth_method=_auth_method(auth_method),
+        secret_hash=secret_hash,
     )
 
 
@@ -435,8 +444,14 @@ AUTH_CODE_CODEC: RecordCodec[AuthorizationCode] = RecordCodec(
 codes read from versions 0 and 1 get the grant id derived from the code)."""
 
 CLIENT_CODEC: RecordCodec[Client] = RecordCodec(
-    "client", Client, 2, _dump_client_v2, {_LEGACY_VERSION: _load_client_legacy, 1: _load_client_v1, 2: _load_client_v2}
+    "client",
+    Client,
+    3,
+    _dump_client_v3,
+    {_LEGACY_VERSION: _load_client_legacy, 1: _load_client_v1, 2: _load_client_v2, 3: _load_client_v3},
 )
-"""Codec for :class:`~oauth2_store.Client` (kind ``client``; writes version 2, reads 0 to 2).
+"""Codec for :class:`~oauth2_store.Client` (kind ``client``; writes version 3, reads 0 to 3).
+Version 3 carries the ``secret_hash`` of a client whose secret is hashed; clients read from
+versions 0 to 2 have their secret as it was stored (plaintext, or ``""`` for a public client).
 Clients read from versions 0 and 1 may be granted any scope and use the default authentication
 method (``none`` for a public client, ``client_secret_basic`` otherwise)."""

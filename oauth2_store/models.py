@@ -11,7 +11,10 @@ arguments. Unlike those classes they are frozen and validated:
 - wrong input raises :class:`~oauth2_store.error.RecordTypeError` (a ``TypeError``) or
   :class:`~oauth2_store.error.RecordValueError` (a ``ValueError``) naming the field;
 - equality and hashing are by value, and ``repr`` shows only fingerprints of tokens and codes and
-  nothing of a client secret.
+  nothing of a client secret or of its hash.
+
+A client secret can be kept as a hash only (:func:`hash_secret`, ``Client(..., secret_hash=...)``,
+:meth:`Client.with_hashed_secret`): what a store holds then cannot authenticate anyone.
 
 Times are unix seconds. A record expires *at* ``expires_at``: it is expired when
 ``now >= expires_at``.
@@ -19,9 +22,11 @@ Times are unix seconds. A record expires *at* ``expires_at``: it is expired when
 
 from __future__ import annotations
 
-import hmac
-import hashlib
 import base64
+import hashlib
+import hmac
+import os
+import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Literal
@@ -34,7 +39,7 @@ from oauth2_store.error import RecordTypeError, RecordValueError
 from oauth2_store.json_data import EMPTY, FrozenJSON, freeze_data
 from oauth2_store.redaction import fingerprint_repr, redacted_repr
 
-__all__ = ["AccessToken", "AuthorizationCode", "Client", "CodeChallengeMethod", "TokenEndpointAuthMethod", "derive_grant_id"]
+__all__ = ["AccessToken", "AuthorizationCode", "Client", "CodeChallengeMethod", "TokenEndpointAuthMethod", "derive_grant_id", "hash_secret"]
 
 CodeChallengeMethod = Literal["plain", "S256"]
 """The PKCE transformations of RFC 7636 §4.2."""
@@ -274,27 +279,42 @@ def _redirect_uris(value: object) -> tuple[str, ...]:
     return uris
 
 
+def _hash_repr(secret_hash: str | None) -> str:
+    """``repr`` for a client's ``secret_hash``: nothing of it, only whether there is one."""
+    return "None" if secret_hash is None else "<redacted>"
+
+
 @attrs.frozen(init=False)
 class Client:
     """A registered client application.
 
     Args:
         identifier: The client identifier.
-        secret: The client secret; ``""`` for a public client, which cannot authenticate with one.
+        secret: The client secret; ``""`` for a public client, which cannot authenticate with one,
+            and for a client whose secret is kept only as ``secret_hash``.
         redirect_uris: The registered redirect URIs: absolute, without fragment (RFC 6749 §3.1.2).
         authorized_grants: Grant types the client may use; None allows all.
         authorized_response_types: Response types the client may request; None allows all.
         scopes: The scopes the client may be granted (RFC 6749 §3.3 scope tokens); None allows any.
         token_endpoint_auth_method: How the client authenticates at the token endpoint. None
-            means ``"none"`` for a public client (empty secret) and ``"client_secret_basic"``
-            otherwise.
+            means ``"none"`` for a public client (no secret and no hash) and
+            ``"client_secret_basic"`` otherwise.
+        secret_hash: The client secret as :func:`hash_secret` hashed it, with ``secret`` ``""``:
+            the record then holds nothing that authenticates, and :meth:`check_secret` verifies
+            against the hash. A string is a hash only when passed here: a ``secret`` that looks
+            like one is a plaintext secret like any other. Two hashes of one secret differ (each
+            has its own salt), so records hashed apart are not equal.
+
+    A hashed client's ``secret`` is ``""``: authenticate with :meth:`check_secret` and tell public
+    clients by :attr:`is_public`, never by comparing or testing ``secret``.
 
     Raises:
         RecordTypeError: a field has the wrong type (for example a bare string for
             ``redirect_uris``).
         RecordValueError: a field has a forbidden value (an empty identifier, a relative redirect
             URI or one with a fragment, an unknown authentication method, ``"none"`` for a client
-            with a secret or a secret method for a public client).
+            with a secret or a secret method for a public client, a ``secret_hash`` that is not
+            one :func:`hash_secret` could have made, or both ``secret`` and ``secret_hash``).
     """
 
     identifier: str
@@ -304,6 +324,7 @@ class Client:
     authorized_response_types: tuple[str, ...] | None
     scopes: tuple[str, ...] | None
     token_endpoint_auth_method: TokenEndpointAuthMethod
+    secret_hash: str | None = attrs.field(repr=_hash_repr)
 
     def __init__(
         self,
@@ -315,9 +336,14 @@ class Client:
         authorized_response_types: Iterable[str] | None = None,
         scopes: Iterable[str] | None = None,
         token_endpoint_auth_method: TokenEndpointAuthMethod | None = None,
+        secret_hash: str | None = None,
     ) -> None:
         if not isinstance(secret, str):
             raise RecordTypeError(f"secret must be a str, not {type(secret).__name__}")
+        if secret_hash is not None:
+            secret_hash = _secret_hash(secret_hash)
+            if secret:
+                raise RecordValueError("a client has a secret or a secret_hash, not both (pass secret '' with a secret_hash)")
         self.__attrs_init__(
             _fields.text(identifier, "identifier"),
             _fields.plain_str(secret, "secret"),
@@ -325,13 +351,24 @@ class Client:
             _fields.optional_text_tuple(authorized_grants, "authorized_grants"),
             _fields.optional_text_tuple(authorized_response_types, "authorized_response_types"),
             None if scopes is None else _fields.scopes(scopes),
-            _auth_method(token_endpoint_auth_method, public=not secret),
+            _auth_method(token_endpoint_auth_method, public=not secret and secret_hash is None),
+            secret_hash,
         )
 
     @property
     def is_public(self) -> bool:
-        """Whether the client is public (RFC 6749 §2.1): it has no secret and cannot authenticate."""
-        return not self.secret
+        """Whether the client is public (RFC 6749 §2.1): it has no secret, plain or hashed, and cannot authenticate."""
+        return not self.secret and self.secret_hash is None
+
+    def with_hashed_secret(self) -> Client:
+        """This client with its secret kept only as a hash (:func:`hash_secret`), ``secret`` ``""``.
+
+        A public client, or one already hashed, is returned as it is. Costs one hash (tens of
+        milliseconds, see :data:`SCRYPT_N`).
+        """
+        if not self.secret:
+            return self
+        return attrs.evolve(self, secret="", secret_hash=hash_secret(self.secret))
 
     def allows_scopes(self, scopes: Iterable[str]) -> bool:
         """Whether the client may be granted every scope of ``scopes`` (always, when ``self.scopes`` is None)."""
@@ -365,12 +402,106 @@ class Client:
     def check_secret(self, secret: str) -> bool:
         """Whether ``secret`` is the client's secret, compared in constant time.
 
-        Always False for a public client (empty secret), so an empty password never
-        authenticates.
+        Against a ``secret_hash``, ``secret`` is hashed with the hash's salt and parameters and
+        the results compared (one scrypt: tens of milliseconds). Always False for a public client
+        and for an empty ``secret``, so an empty password never authenticates.
         """
+        if self.secret_hash is not None:
+            return bool(secret) and _verify_secret(self.secret_hash, secret)
         if not self.secret:
             return False
         return hmac.compare_digest(secret.encode("utf-8", "surrogatepass"), self.secret.encode("utf-8"))
+
+
+# Client secrets are hashed with scrypt (memory-hard, in the standard library). They may be chosen by
+# people, so a fast hash would let a stolen store be searched for them; but the token endpoint
+# verifies the secret on every request, so the cost must stay well under a request's budget.
+# n=2**14, r=8, p=1 is scrypt's "interactive" setting (Percival, 2009): 16 MiB and about 30 ms of
+# one core per verification (measured on CPython 3.11). Stronger settings (OWASP's n=2**17) would
+# cost 8 times that on every token request; weaker ones make a stolen hash cheap to guess at.
+SCRYPT_N = 2**14
+"""scrypt's CPU/memory cost of the hashes :func:`hash_secret` makes."""
+SCRYPT_R = 8
+"""scrypt's block size of the hashes :func:`hash_secret` makes."""
+SCRYPT_P = 1
+"""scrypt's parallelism of the hashes :func:`hash_secret` makes."""
+
+_SALT_SIZE = 16
+_HASH_SIZE = 32
+# A hash read from a shared store names its own parameters: they are bounded, so that one written
+# there by someone else cannot make each verification take seconds or gigabytes. The lower bound
+# refuses parameters too weak to slow guessing down.
+_MIN_N, _MAX_N = 2**10, 2**20
+_MAX_MEMORY = 64 * 1024 * 1024  # scrypt needs 128 * n * r bytes
+_MAX_WORK = 2**20  # n * r * p: 8 times the default
+_SECRET_HASH = re.compile(r"scrypt\$([1-9][0-9]{0,7})\$([1-9][0-9]?)\$([1-9][0-9]?)\$([A-Za-z0-9_-]{22,86})\$([A-Za-z0-9_-]{43})")
+
+
+def hash_secret(secret: str) -> str:
+    """Hash a client secret for a :class:`Client`'s ``secret_hash``: a self-describing string
+    ``scrypt$<n>$<r>$<p>$<salt>$<hash>`` (salt and hash unpadded URL-safe base64), with a new
+    random 16-byte salt and :data:`SCRYPT_N`, :data:`SCRYPT_R`, :data:`SCRYPT_P`.
+
+    Raises:
+        RecordTypeError: ``secret`` is not a str.
+        RecordValueError: ``secret`` is empty (a public client has nothing to hash) or not valid
+            Unicode.
+    """
+    checked = _fields.text(secret, "secret")
+    salt = os.urandom(_SALT_SIZE)
+    digest = _scrypt(checked.encode("utf-8"), salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+    return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${_b64(salt)}${_b64(digest)}"
+
+
+def _secret_hash(value: object) -> str:
+    """Check a ``secret_hash``: a string :func:`hash_secret` could have made, within the bounds.
+
+    Raises:
+        RecordTypeError: not a str.
+        RecordValueError: not of the form, parameters out of bounds, or base64 not canonical.
+    """
+    if not isinstance(value, str):
+        raise RecordTypeError(f"secret_hash must be a str, not {type(value).__name__}")
+    _parse_secret_hash(value)
+    return str.__str__(value)
+
+
+def _parse_secret_hash(value: str) -> tuple[int, int, int, bytes, bytes]:
+    match = _SECRET_HASH.fullmatch(value)
+    if match is None:
+        raise RecordValueError("secret_hash must be of the form scrypt$<n>$<r>$<p>$<salt>$<hash>")
+    n, r, p = int(match[1]), int(match[2]), int(match[3])
+    if not (_MIN_N <= n <= _MAX_N and n & (n - 1) == 0) or 128 * n * r > _MAX_MEMORY or n * r * p > _MAX_WORK:
+        raise RecordValueError("secret_hash has scrypt parameters out of bounds")
+    salt, digest = _unb64(match[4]), _unb64(match[5])
+    if salt is None or digest is None or len(salt) < _SALT_SIZE or len(digest) != _HASH_SIZE:
+        raise RecordValueError("secret_hash has an invalid salt or hash")
+    return n, r, p, salt, digest
+
+
+def _verify_secret(secret_hash: str, secret: str) -> bool:
+    """Whether ``secret`` hashes to ``secret_hash`` (already checked by the record), in constant time."""
+    n, r, p, salt, expected = _parse_secret_hash(secret_hash)
+    # A candidate with a lone surrogate is hashed too (surrogatepass): it never matches, since no
+    # stored secret has one, and it takes as long as any other.
+    return hmac.compare_digest(_scrypt(secret.encode("utf-8", "surrogatepass"), salt, n, r, p), expected)
+
+
+def _scrypt(secret: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(secret, salt=salt, n=n, r=r, p=p, maxmem=_MAX_MEMORY + 1024 * 1024, dklen=_HASH_SIZE)
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes | None:
+    """Decode unpadded URL-safe base64; None unless ``text`` is the canonical encoding of some bytes."""
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:  # binascii.Error: a length no encoding has
+        return None
+    return data if _b64(data) == text else None
 
 
 def _auth_method(value: object, public: bool) -> TokenEndpointAuthMethod:

@@ -895,7 +895,11 @@ class ClientStoreContract(abc.ABC):
         ]
         store = self.make_client_store(clients)
         for client in clients:
-            assert store.fetch_by_client_id(client.identifier) == client
+            found = store.fetch_by_client_id(client.identifier)
+            # A store may keep the secret hashed: the record is the registered one but for that.
+            assert attrs.evolve(found, secret=client.secret, secret_hash=None) == client
+            assert found.check_secret(client.secret) is not client.is_public
+            assert not found.check_secret(_secret("another secret"))
 
     def test_unknown_client_raises_client_not_found_error(self) -> None:
         store = self.make_client_store([Client(_secret("client"), _secret("secret"))])

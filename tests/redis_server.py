@@ -81,6 +81,9 @@ class RedisServer:
             "appendonly yes",
             "appendfsync always",  # a SIGKILL loses nothing acknowledged: restarts are tested
             'save ""',
+            # A rewritten append-only file in plain commands, uncompressed: what a dump scan reads.
+            "aof-use-rdb-preamble no",
+            "rdbcompression no",
             "loglevel warning",
         ]
         if self.tls:

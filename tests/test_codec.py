@@ -70,7 +70,7 @@ def test_payload_names_kind_and_version_then_holds_compact_json() -> None:
     ]
     assert AUTH_CODE_CODEC.encode(AuthorizationCode("c", "x", 1, None, [], grant_id="g-1")) == b'code:2:["c","x",1,null,[],{},null,null,null,"g-1"]'
     client = Client("c", "s", scopes=["read"], token_endpoint_auth_method="client_secret_post")
-    assert CLIENT_CODEC.encode(client) == b'client:2:["c","s",[],null,null,["read"],"client_secret_post"]'
+    assert CLIENT_CODEC.encode(client) == b'client:3:["c","s",[],null,null,["read"],"client_secret_post",null]'
 
 
 def test_reads_version_1_payloads_stored_by_the_previous_release() -> None:
@@ -85,7 +85,7 @@ def test_reads_version_1_payloads_stored_by_the_previous_release() -> None:
     public = CLIENT_CODEC.decode(b'client:1:["spa","",[],null,null]')
     assert (public.scopes, public.token_endpoint_auth_method) == (None, "none")
     # Written back, an old record takes the current version.
-    assert ACCESS_TOKEN_CODEC.encode(token).startswith(b"token:3:") and CLIENT_CODEC.encode(public).startswith(b"client:2:")
+    assert ACCESS_TOKEN_CODEC.encode(token).startswith(b"token:3:") and CLIENT_CODEC.encode(public).startswith(b"client:3:")
 
 
 def test_records_of_earlier_versions_get_the_grant_id_derived_from_their_secret() -> None:

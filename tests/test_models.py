@@ -55,7 +55,7 @@ def make_code(**changes: Any) -> AuthorizationCode:
 DOCUMENTED = [
     (AccessToken, ["client_id", "grant_type", "token", "data", "expires_at", "refresh_token", "scopes"], ["refresh_expires_at", "user_id", "issued_at", "token_type", "grant_id"]),
     (AuthorizationCode, ["client_id", "code", "expires_at", "redirect_uri", "scopes", "data"], ["user_id", "code_challenge", "code_challenge_method", "grant_id"]),
-    (Client, ["identifier", "secret", "redirect_uris"], ["authorized_grants", "authorized_response_types", "scopes", "token_endpoint_auth_method"]),
+    (Client, ["identifier", "secret", "redirect_uris"], ["authorized_grants", "authorized_response_types", "scopes", "token_endpoint_auth_method", "secret_hash"]),
 ]
 
 

@@ -58,8 +58,9 @@ What this adds to python-oauth2's own stores:
   ``invalid_request``.
 - **A refresh token already used** (``delete_refresh_token`` finds it gone) is an
   ``invalid_grant`` answer instead of an uncaught error.
-- **Client secrets are compared in constant time**, and an empty secret (a public client) never
-  authenticates.
+- **Client secrets are compared in constant time**, through
+  :meth:`~oauth2_store.Client.check_secret`: a client whose secret is kept hashed authenticates
+  as any other, and an empty secret (a public client) never authenticates.
 - Store failures (:class:`~oauth2_store.error.StoreUnavailableError`) propagate: python-oauth2's
   ``Provider`` answers them with its ``server_error`` response, never with "not found".
 """
@@ -67,8 +68,8 @@ What this adds to python-oauth2's own stores:
 from __future__ import annotations
 
 import contextlib
-import hmac
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
 
 from oauth2_store.error import (
     AccessTokenNotFound,
@@ -81,8 +82,8 @@ from oauth2_store.error import (
     RefreshTokenReuseError,
 )
 from oauth2_store.json_data import thaw
-from oauth2_store.models import AccessToken, AuthorizationCode
-from oauth2_store.protocols import TokenStoreProtocol
+from oauth2_store.models import AccessToken, AuthorizationCode, Client, TokenEndpointAuthMethod
+from oauth2_store.protocols import ClientStoreProtocol, TokenStoreProtocol
 from oauth2_store.store.memory import LocalClientStore, LocalTokenStore
 
 try:
@@ -246,16 +247,40 @@ class TokenStore(oauth2.store.AccessTokenStore, oauth2.store.AuthCodeStore):
         self.store.delete_code(code)
 
 
+class ClientRegistry(ClientStoreProtocol, Protocol):
+    """A client store that registers clients too: :class:`~oauth2_store.store.LocalClientStore`,
+    :class:`~oauth2_store.store.redis.RedisClientStore`."""
+
+    def add_client(
+        self,
+        client_id: str,
+        client_secret: str,
+        redirect_uris: Iterable[str],
+        *,
+        authorized_grants: Iterable[str] | None = None,
+        authorized_response_types: Iterable[str] | None = None,
+        scopes: Iterable[str] | None = None,
+        token_endpoint_auth_method: TokenEndpointAuthMethod | None = None,
+    ) -> Client:
+        """Register a client (replacing one with the same identifier) and return its record.
+
+        Raises:
+            RecordTypeError, RecordValueError: as :class:`~oauth2_store.Client` does.
+            StoreUnavailableError: the backend failed.
+        """
+        ...
+
+
 class ClientStore(oauth2.store.ClientStore):
     """python-oauth2's client store, over an oauth2-store client store.
 
     Args:
-        store: The client store that keeps the clients; None makes a new
-            :class:`~oauth2_store.store.LocalClientStore`.
+        store: The client store that keeps the clients (:class:`ClientRegistry`); None makes a
+            new :class:`~oauth2_store.store.LocalClientStore`.
     """
 
-    def __init__(self, store: LocalClientStore | None = None) -> None:
-        self.store = LocalClientStore() if store is None else store
+    def __init__(self, store: ClientRegistry | None = None) -> None:
+        self.store: ClientRegistry = LocalClientStore() if store is None else store
 
     def add_client(
         self,
@@ -292,7 +317,7 @@ class ClientStore(oauth2.store.ClientStore):
             client = self.store.fetch_by_client_id(client_id)
         return datatype.Client(
             identifier=client.identifier,
-            secret=_ClientSecret(client.secret),
+            secret=_ClientSecret.of(client),
             authorized_grants=_optional_list(client.authorized_grants),
             authorized_response_types=_optional_list(client.authorized_response_types),
             redirect_uris=list(client.redirect_uris),
@@ -402,16 +427,27 @@ class _AuthorizationCode(datatype.AuthorizationCode):
 
 
 class _ClientSecret(str):
-    """A client secret that python-oauth2 compares with ``!=``: constant-time, never equal if empty."""
+    """A client secret that python-oauth2 compares with ``!=``: compared by the record's
+    :meth:`~oauth2_store.Client.check_secret`, so in constant time, against the hash of a hashed
+    client, and never equal for a public client or to ``""``.
 
-    __slots__ = ()
+    The string itself is the record's ``secret`` (``""`` for a hashed client); python-oauth2
+    only ever compares it. Build one with :meth:`of`.
+    """
+
+    _client: Client
+
+    @classmethod
+    def of(cls, client: Client) -> _ClientSecret:
+        """The secret of ``client``, comparing through its ``check_secret``."""
+        secret = cls(client.secret)
+        secret._client = client  # an attribute, not in __slots__: str subclasses cannot have slots
+        return secret
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, str):
             return NotImplemented
-        if not self:
-            return False
-        return hmac.compare_digest(str.encode(self, "utf-8"), str.encode(other, "utf-8", "surrogatepass"))
+        return self._client.check_secret(other)
 
     def __ne__(self, other: object) -> bool:
         if not isinstance(other, str):

@@ -70,7 +70,7 @@ from oauth2_store.protocols import TokenTypeHint
 from oauth2_store.sealing import SEALED_OVERHEAD, seal, secret_key, server_key, unseal
 from oauth2_store.store.base import AccessTokenStore, AuthCodeStore, check_token_type_hint
 
-__all__ = ["KeyValueConnection", "KeyValueTokenStore", "THIRTY_DAYS"]
+__all__ = ["THIRTY_DAYS", "KeyValueConnection", "KeyValueTokenStore", "checked_prefix"]
 
 THIRTY_DAYS = 30 * 24 * 3600
 """memcached reads an expiration above this as an absolute unix time, not a number of seconds."""
@@ -190,6 +190,21 @@ class KeyValueConnection(Protocol):
         ...
 
 
+def checked_prefix(prefix: object) -> str:
+    """``prefix`` as a store puts it before its keys: exactly the checked text, even from a str
+    subclass (which could format as anything).
+
+    Raises:
+        TypeError: ``prefix`` is not a str.
+        ValueError: it is not 1 to 100 characters of ``A-Z a-z 0-9 _ . : -``.
+    """
+    if not isinstance(prefix, str):
+        raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
+    if _PREFIX.fullmatch(prefix) is None:
+        raise ValueError("prefix must be 1 to 100 characters of A-Z a-z 0-9 _ . : -")
+    return str.__str__(prefix)
+
+
 class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
     """The token store's logic on any :class:`KeyValueConnection`; use a backend's subclass
     (their documentation says what the stores guarantee).
@@ -226,12 +241,8 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         hash_tags: bool = False,
         reissue_key: bytes | None = None,
     ) -> None:
-        if not isinstance(prefix, str):
-            raise TypeError(f"prefix must be a str, not {type(prefix).__name__}")
-        if _PREFIX.fullmatch(prefix) is None:
-            raise ValueError("prefix must be 1 to 100 characters of A-Z a-z 0-9 _ . : -")
+        self._prefix = checked_prefix(prefix)
         self._connection = connection
-        self._prefix = str.__str__(prefix)  # what was checked: a str subclass could format as anything
         self._clock = clock
         self._max_value_size = min(max_value_size, connection.max_value_size or max_value_size)
         self._verify_grants = verify_grants

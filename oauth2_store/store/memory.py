@@ -42,11 +42,21 @@ _MIN_PRUNE = 8
 
 
 class LocalClientStore(ClientStore):
-    """Stores clients in memory."""
+    """Stores clients in memory.
 
-    def __init__(self) -> None:
+    Secrets are kept as given by default: memory is not at rest, a client is returned as it was
+    added, and authenticating costs no hash. With ``hash_secrets``, :meth:`add_client` keeps only
+    a hash of each secret (:meth:`~oauth2_store.Client.with_hashed_secret`), and every
+    :meth:`~oauth2_store.Client.check_secret` costs one scrypt (about 30 ms).
+
+    Args:
+        hash_secrets: Keep client secrets hashed, never in plaintext.
+    """
+
+    def __init__(self, *, hash_secrets: bool = False) -> None:
         self._clients: dict[str, Client] = {}
         self._lock = threading.Lock()
+        self._hash_secrets = hash_secrets
 
     def add_client(
         self,
@@ -59,7 +69,8 @@ class LocalClientStore(ClientStore):
         scopes: Iterable[str] | None = None,
         token_endpoint_auth_method: TokenEndpointAuthMethod | None = None,
     ) -> Client:
-        """Register a client app (replacing one with the same identifier) and return it.
+        """Register a client app (replacing one with the same identifier) and return it (its
+        secret hashed if the store hashes secrets).
 
         Args:
             client_id: Identifier of the client app.
@@ -83,6 +94,8 @@ class LocalClientStore(ClientStore):
             scopes=scopes,
             token_endpoint_auth_method=token_endpoint_auth_method,
         )
+        if self._hash_secrets:
+            client = client.with_hashed_secret()
         with self._lock:
             self._clients[client.identifier] = client
         return client

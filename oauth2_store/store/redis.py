@@ -18,9 +18,10 @@ from redis.cluster import ClusterNode, RedisCluster
 from oauth2_store.clock import Clock, system_clock
 from oauth2_store.error import StoreUnavailableError
 from oauth2_store.store.keyvalue import KeyValueTokenStore
+from oauth2_store.store.redis_client_store import RedisClientStore
 from oauth2_store.store.redis_clients import RedisClient, RedisConnection, no_retry
 
-__all__ = ["DEFAULT_PORT", "MAX_VALUE_SIZE", "RedisTokenStore", "redis_client", "redis_cluster_client"]
+__all__ = ["DEFAULT_PORT", "MAX_VALUE_SIZE", "RedisClientStore", "RedisTokenStore", "redis_client", "redis_cluster_client"]
 
 DEFAULT_PORT = 6379
 
