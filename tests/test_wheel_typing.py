@@ -1,7 +1,7 @@
 """The typing promise holds for a user of the wheel: mypy --strict against what `pip install` gives.
 
-The wheel is built and installed into a fresh virtualenv, with the extras of the three integrations
-(python-oauth2, Authlib, oauthlib) and the same mypy as this repository's; a user's program is copied outside the repository and checked
+The wheel is built and installed into a fresh virtualenv, with the extras of the three integrations and Redis
+(python-oauth2, Authlib, oauthlib; redis-py) and the same mypy as this repository's; a user's program is copied outside the repository and checked
 there, so neither stubs/ nor mypy.ini can help. The accepted program must pass; the rejected one
 must fail at exactly its marked lines. Without the stubs the wheel ships, pymemcache's,
 python-oauth2's and Authlib's types would be Any and the marked mistakes would pass.
@@ -40,7 +40,7 @@ def user_mypy(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     venv.create(home / "venv", with_pip=True)
     python = home / "venv" / "bin" / "python"
     mypy = f"mypy=={importlib.metadata.version('mypy')}"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{wheel}[authlib,oauthlib,python-oauth2]", mypy], check=True, env=quiet, timeout=600)
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{wheel}[authlib,oauthlib,python-oauth2,redis]", mypy], check=True, env=quiet, timeout=600)
     work = home / "program"
     work.mkdir()
     return python, work

@@ -19,6 +19,7 @@ from oauth2_store.integrations.python_oauth2 import TokenStore
 from oauth2_store.protocols import TokenStoreProtocol
 from oauth2_store.store import LocalClientStore, LocalTokenStore, MemcacheTokenStore
 from oauth2_store.store.memcache import pymemcache_client
+from oauth2_store.store.redis import RedisClientStore, RedisTokenStore, redis_client, redis_cluster_client
 
 client: PooledClient = PooledClient(("127.0.0.1", 11211), connect_timeout=1.0, timeout=1.0)
 built = pymemcache_client(["127.0.0.1:11211"], timeout=0.5)
@@ -48,3 +49,10 @@ validator: BearerTokenValidator = authlib_storage.bearer_token_validator(realm="
 oauthlib_validator = StoreRequestValidator(local, clients, any_secret_method=True)
 local.revoke_token("t0ken", "access_token")
 issued_at: int | None = found.issued_at
+
+# Redis: one server with credentials and TLS, a cluster, a client store that hashes secrets.
+on_redis: TokenStoreProtocol = RedisTokenStore(redis_client("127.0.0.1", 6379, password="pw", tls=True, ca_file="/ca.pem"), "app", reissue_key=b"k" * 32)
+cluster_client = redis_cluster_client  # built only when called: it reads the slots from a node
+redis_registry = RedisClientStore(redis_client(), prefix="app")
+hashed_client = redis_registry.add_client("app", "s3cret", ["https://app.example/cb"])
+verified: bool = hashed_client.check_secret("s3cret")
