@@ -14,7 +14,7 @@ from oauth2_store import AccessToken, AuthorizationCode
 from oauth2_store.clock import ManualClock
 from oauth2_store.error import StoreUnavailableError
 from oauth2_store.store.redis import RedisTokenStore, redis_client, redis_cluster_client
-from oauth2_store.store.redis_clients import RedisClient
+from oauth2_store.store.redis_clients import RedisClient, RedisConnection
 from oauth2_store.testing import LifecycleTokenStoreContract
 from oauth2_store.urls import open_store
 from tests.memcache_backends import REISSUE_KEY
@@ -187,3 +187,18 @@ def _list(reply: object) -> list[bytes]:
 def _bytes_of(reply: object) -> bytes:
     assert isinstance(reply, bytes), reply
     return reply
+
+
+def test_touch_sets_seconds_an_absolute_time_or_no_expiry_and_misses_a_missing_key(redis_server: RedisServer) -> None:
+    connection = RedisConnection(redis_client("127.0.0.1", redis_server.port))
+    key = f"touch-{secrets.token_hex(6)}"
+    try:
+        connection.set_many({key: b"v"}, 100)
+        assert connection.touch(key, 500) and (connection.ttl(key) or 0) in range(498, 501)
+        at = int(time.time()) + 40 * 86400  # beyond 30 days: an absolute unix time
+        assert connection.touch(key, at) and redis_server.command("EXPIRETIME", key) in (at - 1, at, at + 1)
+        assert connection.touch(key, 0) and connection.ttl(key) == -1
+        assert not connection.touch(f"missing-{secrets.token_hex(6)}", 10)
+    finally:
+        connection.delete_many([key])
+        connection.close()

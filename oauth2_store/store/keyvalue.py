@@ -358,24 +358,25 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
     def _write(self, batches: Mapping[int, Mapping[str, bytes]], deletes: Sequence[str] = ()) -> None:
         """Write each batch, then delete ``deletes``; on failure, delete every key this call named.
 
-        A batch that fails may be stored in part (on another server, or before the error), so its
-        keys are deleted too: a failed save leaves none of the record, not an access key without
-        its refresh key, nor a refresh key whose expired access key was not deleted.
+        A request that fails may be stored in part (on another server, before the error, or with
+        its reply lost), so every key is deleted: a failed save leaves none of the record, not an
+        access key without its refresh key, nor a refresh key whose expired access key was not
+        deleted.
         """
-        touched: list[str] = []
         try:
-            for expire, values in batches.items():
-                touched.extend(values)
-                self._connection.set_many(values, expire)
-            if deletes:
-                touched.extend(deletes)
-                self._connection.delete_many(deletes)
+            self._send_writes(batches, deletes)
         except BaseException:
-            try:
-                self._connection.delete_many(touched)
-            except Exception:  # the original error is the one to report
-                pass
+            with contextlib.suppress(Exception):  # the original error is the one to report
+                self._connection.delete_many([key for values in batches.values() for key in values] + list(deletes))
             raise
+
+    def _send_writes(self, batches: Mapping[int, Mapping[str, bytes]], deletes: Sequence[str]) -> None:
+        """Send a record's writes: one ``set_many`` per expiration, then the deletes. A backend
+        that can send them all in one request overrides this."""
+        for expire, values in batches.items():
+            self._connection.set_many(values, expire)
+        if deletes:
+            self._connection.delete_many(deletes)
 
     def _sealed(self, key: bytes, kind: bytes, payload: bytes) -> bytes:
         """``payload`` sealed for the backend (see :mod:`oauth2_store.sealing`), if it fits.

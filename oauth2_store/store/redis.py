@@ -8,7 +8,6 @@ redis-py (no automatic retries, slots, errors) is in :mod:`oauth2_store.store.re
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping, Sequence
 
 import redis
@@ -80,17 +79,9 @@ class RedisTokenStore(KeyValueTokenStore):
             reissue_key=reissue_key,
         )
 
-
-    def _write(self, batches: Mapping[int, Mapping[str, bytes]], deletes: Sequence[str] = ()) -> None:
-        """Write a record's keys and delete its expired ones in one request (a transaction on one
-        server). If it fails, every key it named is deleted: a cluster may have applied it in part,
-        and a lost reply leaves unknown whether a transaction ran."""
-        try:
-            self._redis.write(batches, deletes)
-        except BaseException:
-            with contextlib.suppress(Exception):  # the original error is the one to report
-                self._redis.delete_many([key for values in batches.values() for key in values])
-            raise
+    def _send_writes(self, batches: Mapping[int, Mapping[str, bytes]], deletes: Sequence[str]) -> None:
+        """A record's writes and deletes in one request: a transaction on one server."""
+        self._redis.write(batches, deletes)
 
 
 def redis_client(

@@ -24,7 +24,6 @@ is here and nowhere else:
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
@@ -50,10 +49,11 @@ _PREPEND_IF_EXISTS = (
     "local value = redis.call('GET', KEYS[1]) if not value then return 0 end "
     "redis.call('SET', KEYS[1], ARGV[1] .. value, 'KEEPTTL') return 1"
 )
-# ARGV[1]: 0 (never expires) or an absolute unix time.
+# ARGV[1]: the key-value store's expiration (0: never; up to 30 days: seconds; beyond: unix time).
 _TOUCH = (
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end "
-    "if ARGV[1] == '0' then redis.call('PERSIST', KEYS[1]) else redis.call('EXPIREAT', KEYS[1], ARGV[1]) end return 1"
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end local expire = tonumber(ARGV[1]) "
+    f"if expire == 0 then redis.call('PERSIST', KEYS[1]) elseif expire <= {THIRTY_DAYS} then redis.call('EXPIRE', KEYS[1], expire) "
+    "else redis.call('EXPIREAT', KEYS[1], expire) end return 1"
 )
 
 
@@ -122,10 +122,7 @@ class RedisConnection:
 
     def set_many(self, values: Mapping[str, bytes], expire: int) -> None:
         """Store every value with expiration ``expire``: one ``MULTI``/``EXEC`` on one server."""
-        ex, exat = _expiration(expire)
-        replies = self._pipelined(lambda pipe, key: pipe.set(key, values[key], ex=ex, exat=exat), list(values), transaction=not self._cluster)
-        if not all(replies):
-            raise StoreUnavailableError(f"Redis at {self.servers} did not store every value", self.servers)
+        self.write({expire: values}, ())
 
     def write(self, batches: Mapping[int, Mapping[str, bytes]], deletes: Sequence[str]) -> None:
         """Store every batch of values with its expiration and delete ``deletes``: on one server a
@@ -164,8 +161,7 @@ class RedisConnection:
 
     def touch(self, key: str, expire: int) -> bool:
         """Set an existing key's expiration (a script: ``PERSIST`` cannot tell a missing key)."""
-        when = 0 if expire == 0 else _absolute(expire)
-        return bool(self._call(lambda: self._touch(keys=[key], args=[when])))
+        return bool(self._call(lambda: self._touch(keys=[key], args=[expire])))
 
     def delete(self, key: str) -> bool:
         """``DEL``: True if the key was there."""
@@ -236,10 +232,6 @@ def _expiration(expire: int) -> tuple[int | None, int | None]:
     if expire == 0:
         return None, None
     return (expire, None) if expire <= THIRTY_DAYS else (None, expire)
-
-
-def _absolute(expire: int) -> int:
-    return int(time.time()) + expire if expire <= THIRTY_DAYS else expire
 
 
 def _config(reply: object) -> dict[str, str]:
