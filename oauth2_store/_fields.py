@@ -15,8 +15,11 @@ from oauth2_store.error import RecordTypeError, RecordValueError
 TIMESTAMP_BOUND = 2**63
 """Timestamps are unix seconds in ``[0, 2**63)``, so every store and JSON reader can hold them."""
 
-_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 """RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )."""
+
+GRANT_ID = re.compile(r"[\x21-\x7e]{1,255}")
+"""A grant id: 1 to 255 printable ASCII characters without spaces."""
 
 PKCE_VALUE = re.compile(r"[A-Za-z0-9\-._~]{43,128}")
 """RFC 7636 §4.1, §4.2: a code verifier or challenge is 43 to 128 unreserved characters."""
@@ -115,7 +118,7 @@ def scopes(value: object, field: str = "scopes") -> tuple[str, ...]:
     """
     checked = text_tuple(value, field)
     for index, scope in enumerate(checked):
-        if _SCOPE_TOKEN.fullmatch(scope) is None:
+        if SCOPE_TOKEN.fullmatch(scope) is None:
             raise RecordValueError(f"{field}[{index}] is not a valid scope token (RFC 6749 §3.3)")
     return checked
 
@@ -139,6 +142,6 @@ def grant_id(value: object) -> str:
         RecordValueError: ``value`` is empty, longer than 255 characters, or has other characters.
     """
     checked = text(value, "grant_id")
-    if len(checked) > 255 or not checked.isascii() or not checked.isprintable() or " " in checked:
+    if GRANT_ID.fullmatch(checked) is None:
         raise RecordValueError("grant_id must be 1 to 255 printable ASCII characters without spaces")
     return checked

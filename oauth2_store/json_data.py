@@ -15,7 +15,7 @@ from typing import NoReturn, TypeAlias, Union
 from oauth2_store._fields import plain_str
 from oauth2_store.error import RecordTypeError, RecordValueError
 
-__all__ = ["EMPTY", "MAX_DEPTH", "FrozenJSON", "JSONValue", "freeze_data", "thaw"]
+__all__ = ["EMPTY", "MAX_DEPTH", "FrozenJSON", "JSONValue", "freeze_data", "freeze_parsed", "thaw"]
 
 JSONValue: TypeAlias = Union[None, bool, int, float, str, tuple["JSONValue", ...], "FrozenJSON"]
 """A frozen JSON value: what :class:`FrozenJSON` holds."""
@@ -128,6 +128,20 @@ def freeze_data(value: Mapping[str, object] | None, field: str = "data") -> Froz
     if not value:
         return EMPTY
     return FrozenJSON._trusted(_freeze_items(value, field, 1))
+
+
+def freeze_parsed(value: dict[str, object]) -> FrozenJSON:
+    """As :func:`freeze_data`, for a dict just made by a JSON parser, that nothing else
+    references: one whose keys and values are all ASCII strings (the common ``data``) is wrapped
+    as it is, not copied.
+
+    Raises:
+        RecordTypeError, RecordValueError: as :func:`freeze_data`.
+    """
+    for key, item in value.items():
+        if type(item) is not str or type(key) is not str or not key.isascii() or not item.isascii():
+            return freeze_data(value)
+    return FrozenJSON._trusted(value) if value else EMPTY  # type: ignore[arg-type]  # every value was just checked to be a str
 
 
 def thaw(value: FrozenJSON) -> dict[str, object]:

@@ -31,6 +31,7 @@ import os
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from oauth2_store._digest import sha256_digest
 from oauth2_store.error import CodecError
 
 __all__ = ["SEALED_OVERHEAD", "seal", "secret_key", "server_key", "unseal"]
@@ -47,7 +48,7 @@ MIN_SERVER_KEY_SIZE = 32
 
 def secret_key(secret: str) -> bytes:
     """The sealing key of the record found by ``secret`` (a token, refresh token or code)."""
-    return hashlib.sha256(b"oauth2-store seal\x00" + secret.encode("utf-8", "surrogatepass")).digest()
+    return sha256_digest(b"oauth2-store seal\x00" + secret.encode("utf-8", "surrogatepass"))
 
 
 def server_key(key: bytes) -> bytes:

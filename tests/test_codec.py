@@ -15,8 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oauth2_store import AccessToken, AuthorizationCode, Client
-from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC, CLIENT_CODEC, RecordCodec
-from oauth2_store.error import CodecError, RecordValueError
+from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC, CLIENT_CODEC, RecordCodec, _checked_token_v3, _plain_token_v3
+from oauth2_store.error import CodecError, RecordError, RecordValueError
+from oauth2_store.json_data import FrozenJSON
 from oauth2_store.models import derive_grant_id
 from tests.strategies import access_tokens, authorization_codes, clients
 from tests.support import Figures, Scale
@@ -301,3 +302,36 @@ def test_encode_refuses_nothing_a_record_accepts() -> None:
         AccessToken("c", "g", "t", {"x": float("nan")})
     big = AccessToken("c", "g", "t", {"n": 2**63 - 1, "m": -(2**63) + 1, "f": 1e308, "s": "\x00\u2028"})
     assert ACCESS_TOKEN_CODEC.decode(ACCESS_TOKEN_CODEC.encode(big)) == big
+
+
+_token_field_values = st.sampled_from(
+    ["", "a", "é", "\ud800", "read", 'a"b', "a b", "x" * 256, 0, -1, 2**63, 2**63 - 1, True, 1.5, None, [], ["read"], ["read", ""], ["bad scope"], {}, {"k": "v"}, {"k": ["v"]}, {"é": "v"}]
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_token_field_values, min_size=11, max_size=13), st.data())
+def test_the_plain_token_shortcut_reads_exactly_what_the_checked_path_reads(fields: list[object], data: st.DataObject) -> None:
+    """A version 3 token array, valid or not: where the shortcut builds a record, the checked path
+    builds the same one; where the checked path refuses, the shortcut declines."""
+    if len(fields) == 12 and data.draw(st.booleans()):  # mostly valid arrays, with one field drawn at random
+        valid: list[object] = ["client", "authorization_code", "token", 100, "refresh", None, "user", ["read"], {"k": "v"}, 50, "Bearer", "g-1"]
+        index = data.draw(st.integers(0, 11))
+        fields = [*valid[:index], fields[index], *valid[index + 1 :]]
+    shortcut = _plain_token_v3(fields)
+    try:
+        checked = _checked_token_v3(fields)
+    except (CodecError, RecordError):
+        assert shortcut is None
+        return
+    assert shortcut is None or (shortcut == checked and type(shortcut.scopes) is tuple)
+
+
+def test_a_typical_token_is_read_by_the_shortcut() -> None:
+    """The shortcut is what reads the tokens a server writes (else the property above tests little)."""
+    token = AccessToken("client", "authorization_code", "tok", {"k": "v"}, 100, "ref", ["read"], user_id="u", issued_at=50)
+    parsed = json.loads(ACCESS_TOKEN_CODEC.encode(token)[len(b"token:3:") :])
+    shortcut = _plain_token_v3(parsed)
+    assert shortcut is not None
+    assert shortcut == token
+    assert type(shortcut.data) is FrozenJSON

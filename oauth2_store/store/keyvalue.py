@@ -42,7 +42,6 @@ The token lifecycle (:class:`~oauth2_store.protocols.LifecycleTokenStoreProtocol
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import re
 import secrets
@@ -52,6 +51,7 @@ from typing import Literal, Protocol
 
 import attrs
 
+from oauth2_store._digest import sha256_digest
 from oauth2_store.clock import Clock
 from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC
 from oauth2_store.error import (
@@ -273,7 +273,7 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
     def _key(self, kind: _Kind, secret: str) -> str:
         # surrogatepass: a lookup string no record can hold (a lone surrogate) is a miss, not a
         # UnicodeEncodeError; its bytes are not UTF-8, so they never match a stored record's.
-        return self._digest_key(kind, hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest())
+        return self._digest_key(kind, sha256_digest(secret.encode("utf-8", "surrogatepass")))
 
     def _user_key(self, client_id: str, grant_type: str, user_id: str | None) -> str:
         # Length-prefixed, so no two (client, grant, user) triples give the same string.
@@ -846,7 +846,7 @@ class _GrantEntry:
 
 
 def _digest(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).digest()
+    return sha256_digest(secret.encode("utf-8", "surrogatepass"))
 
 
 def _later(first: int | None, second: int | None) -> int | None:
