@@ -7,13 +7,14 @@ STAMP := $(VENV)/.installed
 
 .PHONY: demo test bench typecheck pytest pytest-typeguard reliability venv system-deps clean
 
-# The tests start their own memcached and Redis servers: the binaries must be there (apt-get, as root or via sudo).
+# The tests start their own memcached, Redis and PostgreSQL servers: the binaries must be there (apt-get, as
+# root or via sudo). Debian keeps PostgreSQL's initdb off PATH, in /usr/lib/postgresql/<version>/bin.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 test: system-deps typecheck pytest pytest-typeguard
 
 system-deps:
-	@command -v memcached >/dev/null && command -v redis-server >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y memcached redis-server; }
+	@command -v memcached >/dev/null && command -v redis-server >/dev/null && { command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } || { $(SUDO) apt-get update && $(SUDO) apt-get install -y memcached redis-server postgresql; }
 
 venv: $(STAMP)
 

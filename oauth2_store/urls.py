@@ -17,6 +17,10 @@
   option ``ca_file``.
 - ``redis+cluster://[user:password@]host:port[,host:port...][?...]``: the same on a Redis
   Cluster, whose slots are read from the first node that answers (``rediss+cluster://`` for TLS).
+- ``sqlite:///relative/path`` or ``sqlite:////absolute/path``: :class:`~oauth2_store.store.sql.SqlTokenStore`
+  in a SQLite file (created with its tables when missing); ``postgresql://[user:password@]host[:port]/database``
+  (or ``postgresql+psycopg://``): the same on PostgreSQL. Options ``prefix`` (of the table names,
+  ``a-z 0-9 _``; default ``oauth2``), ``timeout`` (default 5 seconds) and ``reissue_key_file``.
 
 :data:`STORE_SCHEMES` maps each scheme to the function that opens it: a new adapter is one entry.
 """
@@ -32,7 +36,7 @@ from oauth2_store.protocols import LifecycleTokenStoreProtocol, TokenStoreProtoc
 from oauth2_store.store.memcache import MemcacheTokenStore
 from oauth2_store.store.memory import LocalTokenStore
 
-__all__ = ["STORE_SCHEMES", "StoreOpener", "open_store", "redact_url"]
+__all__ = ["STORE_SCHEMES", "StoreOpener", "discard_store", "open_store", "redact_url"]
 
 StoreOpener = Callable[[SplitResult, dict[str, str]], LifecycleTokenStoreProtocol]
 """Opens the store a parsed URL names, given its query options (it must use or refuse each). Every
@@ -89,7 +93,7 @@ def open_store(url: str, *, prefix: str | None = None) -> LifecycleTokenStorePro
         raise ValueError(f"{shown}: {error}") from None
 
 
-_EXAMPLES = ("memory://", "memcache://host[:port]", "redis://host[:port]")
+_EXAMPLES = ("memory://", "memcache://host[:port]", "redis://host[:port]", "sqlite:///path")
 
 _SHOWN_OPTIONS = frozenset({"prefix", "client", "timeout", "verify_grants", "ca_file", "reissue_key_file"})
 
@@ -192,6 +196,19 @@ def _open_redis(parts: SplitResult, options: dict[str, str], *, tls: bool, clust
     return RedisTokenStore(client, prefix, verify_grants=verify_grants, reissue_key=reissue_key)
 
 
+def _open_sql(parts: SplitResult, options: dict[str, str]) -> LifecycleTokenStoreProtocol:
+    try:
+        from oauth2_store.store.sql import SqlTokenStore, sql_engine
+    except ImportError:
+        raise ImportError("SQLAlchemy is not installed: pip install 'oauth2-store[sql]'") from None
+    prefix = options.pop("prefix", "oauth2")
+    timeout = _positive_seconds(options.pop("timeout", "5"))
+    reissue_key = _reissue_key(options.pop("reissue_key_file", None))
+    _refuse_unknown(options)
+    # Rebuilt by hand: urlunsplit drops the "//" of a URL without a host (sqlite:///path).
+    return SqlTokenStore(sql_engine(f"{parts.scheme}://{parts.netloc}{parts.path}", timeout=timeout), prefix, reissue_key=reissue_key)
+
+
 def _redis_node(node: str) -> tuple[str, int]:
     if not node:
         raise ValueError("a server is empty: separate servers with single commas, none at the end")
@@ -213,6 +230,22 @@ def _close(store: TokenStoreProtocol) -> None:
     close = getattr(store, "close", None)
     if callable(close):
         close()
+
+
+def discard_store(store: TokenStoreProtocol) -> None:
+    """Close a store opened under a throwaway prefix (as ``check`` and ``bench`` do), first
+    dropping the tables of that prefix where the store has its own (a SQL store's); records in a
+    key-value store expire by themselves.
+
+    Raises:
+        StoreUnavailableError: the backend failed.
+    """
+    drop_tables = getattr(store, "drop_tables", None)
+    try:
+        if callable(drop_tables):
+            drop_tables()
+    finally:
+        _close(store)
 
 
 def _reissue_key(path: str | None) -> bytes | None:
@@ -256,5 +289,8 @@ STORE_SCHEMES: Mapping[str, StoreOpener] = {
     "rediss": functools.partial(_open_redis, tls=True, cluster=False),
     "redis+cluster": functools.partial(_open_redis, tls=False, cluster=True),
     "rediss+cluster": functools.partial(_open_redis, tls=True, cluster=True),
+    "sqlite": _open_sql,
+    "postgresql": _open_sql,
+    "postgresql+psycopg": _open_sql,
 }
 """Scheme to opener: the whole registry of store URLs."""

@@ -14,6 +14,7 @@ import typeguard
 from hypothesis import HealthCheck, settings
 
 from tests.memcached_server import MemcachedServer
+from tests.postgres_server import PostgresServer
 from tests.redis_server import RedisCluster, RedisServer, TlsFiles, start_cluster
 from tests.support import Figures, Scale
 
@@ -127,6 +128,15 @@ def redis_cluster() -> Iterator[RedisCluster]:
     yield cluster
     for server in cluster.servers:
         server.remove()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server shared by the session (fsync on), with the database ``oauth2_store``:
+    tests use their own tables or random keys, and never kill or stop it (start their own for that)."""
+    server = PostgresServer().start()
+    yield server
+    server.remove()
 
 
 @pytest.fixture

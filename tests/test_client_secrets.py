@@ -33,6 +33,7 @@ from oauth2_store.protocols import ClientStoreProtocol
 from oauth2_store.store import LocalClientStore, LocalTokenStore
 from oauth2_store.store.redis import redis_client
 from oauth2_store.store.redis_client_store import RedisClientStore
+from oauth2_store.store.sql import SqlClientStore
 from oauth2_store.testing import ClientStoreContract
 from tests.memcached_server import free_port
 from tests.redis_server import RedisServer
@@ -284,7 +285,7 @@ def test_invalid_version_3_payloads_are_codec_errors_that_never_quote_the_hash(p
 # -- stores -------------------------------------------------------------------------------
 
 
-def _add_all(store: LocalClientStore | RedisClientStore, clients: Sequence[Client]) -> None:
+def _add_all(store: LocalClientStore | RedisClientStore | SqlClientStore, clients: Sequence[Client]) -> None:
     for client in clients:
         store.add_client(
             client.identifier,

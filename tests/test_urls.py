@@ -118,7 +118,7 @@ def test_redacted_urls_keep_what_helps_and_hide_the_rest() -> None:
 
 
 def test_the_scheme_table_is_the_whole_registry() -> None:
-    assert sorted(STORE_SCHEMES) == ["memcache", "memory", "redis", "redis+cluster", "rediss", "rediss+cluster"]
+    assert sorted(STORE_SCHEMES) == ["memcache", "memory", "postgresql", "postgresql+psycopg", "redis", "redis+cluster", "rediss", "rediss+cluster", "sqlite"]
 
 
 @pytest.mark.parametrize(

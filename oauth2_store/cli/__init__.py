@@ -1,4 +1,5 @@
-"""The ``oauth2-store`` command (also ``python -m oauth2_store``): demo, check and bench a store.
+"""The ``oauth2-store`` command (also ``python -m oauth2_store``): demo, check and bench a store;
+migrate and purge a SQL store.
 
 Every subcommand takes a store URL (see :mod:`oauth2_store.urls`). Errors are one line on
 standard error and a non-zero exit status, never a traceback.
@@ -37,6 +38,11 @@ URLS = """store URLs:
   redis+cluster://host:port[,host:port...][?...]
                                  a Redis Cluster (rediss+cluster:// over TLS)
   memcache and redis URLs also take verify_grants=true|false and reissue_key_file=PATH
+  sqlite:///relative/path | sqlite:////absolute/path [?prefix=...&timeout=...]
+                                 a SQLite file (created when missing)
+  postgresql://[user:password@]host[:port]/database[?...]
+                                 PostgreSQL (psycopg 3)
+      prefix=PREFIX              put before every table name (a-z 0-9 _; default: oauth2)
 """
 
 
@@ -87,6 +93,29 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     bench.add_argument("url", metavar="URL", help=URL_HELP)
+    migrate = _subcommand(
+        commands.add_parser,
+        "migrate",
+        summary="create or check a SQL store's tables",
+        description=(
+            "Create the tables of a SQL store (sqlite:// or postgresql://) when the database has none, "
+            "and print the schema version. A database whose schema is newer than this release's is "
+            "left as it is, and the command fails."
+        ),
+    )
+    migrate.add_argument("url", metavar="URL", help=URL_HELP)
+    purge = _subcommand(
+        commands.add_parser,
+        "purge",
+        summary="delete a SQL store's expired rows",
+        description=(
+            "Delete the expired rows of a SQL store (tokens, refresh tokens, codes, their replay "
+            "markers, and grants once everything in them expired), in batches on the indexed expiry "
+            "columns, and print how many were deleted."
+        ),
+    )
+    purge.add_argument("url", metavar="URL", help=URL_HELP)
+    purge.add_argument("--batch", type=_positive, default=10_000, metavar="N", help="rows per table per transaction (default: 10000)")
     bench.add_argument("--ops", type=_positive, default=5000, metavar="N", help="operations to run (default: 5000)")
     bench.add_argument("--threads", type=_positive, default=1, metavar="T", help="concurrent callers (default: 1)")
     bench.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE (-: JSON on standard output, the table on standard error)")
@@ -111,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if command == "check":
             return 0 if run_checks(arguments.url, sys.stdout) else 1
+        if command in ("migrate", "purge"):
+            return _sql_command(command, arguments.url, getattr(arguments, "batch", 0))
         return _bench(arguments.url, arguments.ops, arguments.threads, arguments.json)
     except (DemoFailed, StoreError, ValueError, ImportError, OSError) as error:
         print(f"oauth2-store {command}: {error}", file=sys.stderr)
@@ -136,6 +167,35 @@ def _bench(url: str, ops: int, threads: int, json_path: str | None) -> int:
         if json_file is not None:
             write_json(result, json_file)
     return 0
+
+
+SQL_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+
+PURGE_PASSES = 100_000
+"""At most this many batches in one ``purge``: bounded, however fast rows expire meanwhile."""
+
+
+def _sql_command(command: str, url: str, batch: int) -> int:
+    if url.partition("://")[0] not in SQL_SCHEMES:
+        raise ValueError(f"{command} is for SQL stores (sqlite:// or postgresql://); the others need no schema and expire records themselves")
+    store = open_store(url)
+    from oauth2_store.store.sql import SqlTokenStore  # here, not above: SQLAlchemy is an extra (open_store just imported it)
+
+    assert isinstance(store, SqlTokenStore)
+    try:
+        if command == "migrate":
+            print(f"schema version {store.migrate()} under prefix {store.prefix} at {store.where}")
+            return 0
+        deleted = 0
+        for _ in range(PURGE_PASSES):
+            purged = store.purge(limit=batch)
+            deleted += purged
+            if purged == 0:
+                break
+        print(f"deleted {deleted:,} expired rows under prefix {store.prefix} at {store.where}")
+        return 0
+    finally:
+        store.close()
 
 
 def _positive(text: str) -> int:

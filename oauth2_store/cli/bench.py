@@ -17,7 +17,7 @@ from typing import TextIO, TypedDict
 
 from oauth2_store.models import AccessToken, AuthorizationCode
 from oauth2_store.protocols import TokenStoreProtocol
-from oauth2_store.urls import open_store, redact_url
+from oauth2_store.urls import discard_store, open_store, redact_url
 
 __all__ = ["BenchResult", "Latency", "run_bench"]
 
@@ -88,7 +88,7 @@ def run_bench(url: str, ops: int, threads: int, out: TextIO, progress: TextIO | 
     """
     if ops < 1 or threads < 1:
         raise ValueError("--ops and --threads must be positive")
-    store = open_store(url, prefix=f"oauth2-store-bench-{secrets.token_hex(6)}")
+    store = open_store(url, prefix=f"oauth2_store_bench_{secrets.token_hex(6)}")  # a valid key prefix and table prefix
     rounds = -(-ops // len(OPERATIONS))
     threads = min(threads, rounds)
     samples: dict[str, list[float]] = {name: [] for name in OPERATIONS}
@@ -129,9 +129,7 @@ def run_bench(url: str, ops: int, threads: int, out: TextIO, progress: TextIO | 
     if progress is not None:
         _draw(progress, done[0], rounds)
         progress.write("\n")
-    close = getattr(store, "close", None)
-    if close is not None:
-        close()
+    discard_store(store)
     if errors:
         raise errors[0]
     total = done[0] * len(OPERATIONS)

@@ -24,7 +24,7 @@ from oauth2_store.protocols import TokenStoreProtocol
 from oauth2_store.store.keyvalue import KeyValueTokenStore
 from oauth2_store.store.memcache import MemcacheTokenStore
 from oauth2_store.store.redis import RedisTokenStore
-from oauth2_store.urls import open_store, redact_url
+from oauth2_store.urls import discard_store, open_store, redact_url
 
 __all__ = ["CheckFailed", "CheckSkipped", "run_checks"]
 
@@ -88,7 +88,7 @@ class _Checker:
         assert token.refresh_token is not None and token.user_id is not None
         _expect(self.store.fetch_by_token(token.token) == token, "fetch_by_token returned another record")
         _expect(self.store.fetch_by_refresh_token(token.refresh_token) == token, "fetch_by_refresh_token returned another record")
-        if isinstance(self.store, KeyValueTokenStore) and not self.store.reissues_tokens:
+        if not getattr(self.store, "reissues_tokens", True):  # a shared store without a reissue_key
             _expect_miss(AccessTokenNotFound, lambda: self.store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id))
             return "save_token, fetch_by_token, fetch_by_refresh_token (no reissue_key: fetch_existing_token_of_user finds nothing)"
         latest = self.store.fetch_existing_token_of_user(token.client_id, token.grant_type, token.user_id)
@@ -201,7 +201,7 @@ class _Checker:
 
     def corrupt_value(self) -> str:
         if not isinstance(self.store, KeyValueTokenStore):
-            raise CheckSkipped("not applicable: the in-memory store holds records, not bytes")
+            raise CheckSkipped(f"not applicable: checked on the key-value stores, whose bytes it writes ({type(self.store).__name__} decodes as strictly)")
         secret = secrets.token_urlsafe(24)
         key = self.store._key("t", secret)
         connection = self.store._connection
@@ -263,7 +263,7 @@ def run_checks(url: str, out: TextIO) -> bool:
         ValueError: the URL is invalid.
         ImportError: the selected client library is not installed.
     """
-    prefix = f"oauth2-store-check-{secrets.token_hex(6)}"
+    prefix = f"oauth2_store_check_{secrets.token_hex(6)}"  # a valid key prefix and table prefix
     store = open_store(url, prefix=prefix)
     checker = _Checker(store)
     checks: list[tuple[str, Callable[[], str]]] = [
@@ -303,10 +303,8 @@ def run_checks(url: str, out: TextIO) -> bool:
         with contextlib.suppress(Exception):  # a check already reported what went wrong
             checker.clean_up()
     finally:
-        close = getattr(store, "close", None)
-        if close is not None:
-            with contextlib.suppress(Exception):
-                close()
+        with contextlib.suppress(Exception):
+            discard_store(store)
     passed = len(checks) - failed - skipped
     out.write(f"{len(checks)} checks: {passed} passed, {failed} failed" + (f", {skipped} skipped\n" if skipped else "\n"))
     return failed == 0
