@@ -718,6 +718,49 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
                 self.revoke_grant(refreshed.grant_id)
         self._connection.delete_many(keys)
 
+    # The access-token tier of a TieredTokenStore: the token's own key only, no grant bookkeeping.
+
+    def cache_access_token(self, access_token: AccessToken) -> None:
+        """Write ``access_token`` under its token only (no refresh token, user entry or grant
+        entry), expiring with it; an expired one deletes the key. For a
+        :class:`~oauth2_store.store.tiered.TieredTokenStore`, whose durable store keeps the rest.
+
+        Raises:
+            RecordTooLargeError: the encoded token is larger than the backend takes; nothing is written.
+            StoreUnavailableError: the backend failed; the key is deleted where the servers let it.
+        """
+        key = self._key("t", access_token.token)
+        expire = _memcached_expiration(access_token.expires_at, self._clock())
+        if expire is None:
+            self._write({}, [key])
+        else:
+            self._write({expire: {key: self._sealed(secret_key(access_token.token), b"t", ACCESS_TOKEN_CODEC.encode(access_token))}})
+
+    def cached_access_token(self, token: str) -> AccessToken | None:
+        """The live access token written by :meth:`cache_access_token` (or :meth:`save_token`)
+        under ``token``, or None (one round trip).
+
+        Raises:
+            CodecError: the stored value is not a valid token record, or not this token's.
+            StoreUnavailableError: the backend failed.
+        """
+        value = self._connection.get(self._key("t", token))
+        if value is None:
+            return None
+        access_token = ACCESS_TOKEN_CODEC.decode(unseal(secret_key(token), b"t", value))
+        if access_token.token != token:
+            raise CodecError("the token record stored under that token names another token")
+        return None if access_token.is_expired(self._clock()) else access_token
+
+    def uncache_access_tokens(self, digests: Sequence[bytes]) -> None:
+        """Delete the keys of the access tokens whose SHA-256 digests are ``digests``.
+
+        Raises:
+            StoreUnavailableError: the backend failed; some may still be there.
+        """
+        for start in range(0, len(digests), 500):
+            self._connection.delete_many([self._digest_key("t", digest) for digest in digests[start : start + 500]])
+
     def _get_token(self, key: str, sealing_key: bytes, kind: bytes, *, sealed_only: bool = False) -> AccessToken:
         value = self._connection.get(key)
         if value is None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import sqlalchemy as sa
@@ -159,6 +159,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         self._database = self._tables.database
         self._clock = clock
         self._reissue_key = None if reissue_key is None else server_key(reissue_key)
+        self._listener: Callable[[Sequence[bytes]], None] | None = None
 
     @property
     def where(self) -> str:
@@ -197,6 +198,21 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
     def close(self) -> None:
         """Close the pooled connections; the next call opens new ones."""
         self._database.close()
+
+    def on_tokens_deleted(self, listener: Callable[[Sequence[bytes]], None]) -> None:
+        """Call ``listener`` with the SHA-256 digests of the access tokens an operation deleted
+        (revoked, rotated, re-saved expired; possibly some that were not stored), after it
+        committed, before it returns: how a :class:`~oauth2_store.store.tiered.TieredTokenStore`
+        keeps its cache from serving them. An error the listener raises is the operation's
+        (what the database did stays done)."""
+        self._listener = listener
+
+    def _run(self, work: Callable[[Connection], _T], deleted: list[bytes]) -> _T:
+        """``work`` in one transaction; then the listener told of the access tokens it deleted."""
+        result = self._tables.run(work)
+        if deleted and self._listener is not None:
+            self._listener(deleted)
+        return result
 
     def _now(self) -> int:
         # A record expiring at second E is live while now < E, that is while E > floor(now).
@@ -246,6 +262,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             else:
                 connection.execute(tokens.delete().where(tokens.c.digest == token_digest))
                 connection.execute(schema.latest.delete().where(schema.latest.c.token_digest == token_digest))
+                deleted.append(token_digest)
             if refresh is not None:
                 refresh_digest = _digest(refresh)
                 if refresh_live and sealed_refresh is not None:
@@ -262,7 +279,8 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
                     refresh_tokens = schema.refresh_tokens
                     connection.execute(refresh_tokens.delete().where(refresh_tokens.c.digest == refresh_digest, refresh_tokens.c.retired.is_(False)))
 
-        self._tables.run(save)
+        deleted: list[bytes] = []
+        self._run(save, deleted)
 
     def fetch_by_token(self, token: str) -> AccessToken:
         """Return the live access token ``token`` (one indexed select: revoking deletes tokens,
@@ -306,11 +324,12 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             if row is None:
                 return None
             if row.retired:
-                self._revoke_grants(connection, grants.c.grant_id == row.grant_id)
+                self._revoke_grants(connection, grants.c.grant_id == row.grant_id, deleted)
                 return _REUSED
             return None if row.revoked is not False else bytes(row.record)
 
-        record = self._tables.run(fetch)
+        deleted: list[bytes] = []
+        record = self._run(fetch, deleted)
         if record is _REUSED:
             raise RefreshTokenReuseError("the refresh token was already used; its grant is revoked")
         if record is None:
@@ -379,6 +398,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             if retired is not None:
                 tokens = schema.tokens
                 connection.execute(tokens.delete().where(tokens.c.digest == retired.token_digest, tokens.c.grant_id == retired.grant_id))
+                deleted.append(bytes(retired.token_digest))
                 connection.execute(schema.latest.delete().where(schema.latest.c.token_digest == retired.token_digest))
                 return True
             marker = connection.execute(
@@ -386,10 +406,11 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             ).first()
             if marker is None:
                 return False
-            self._revoke_grants(connection, grants.c.grant_id == marker.grant_id)
+            self._revoke_grants(connection, grants.c.grant_id == marker.grant_id, deleted)
             return _REUSED
 
-        found = self._tables.run(retire)
+        deleted: list[bytes] = []
+        found = self._run(retire, deleted)
         if found is _REUSED:
             raise RefreshTokenReuseError("the refresh token was already used; its grant is revoked")
         if not found:
@@ -409,13 +430,15 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         def revoke(connection: Connection) -> None:
             connection.execute(schema.tokens.delete().where(schema.tokens.c.digest == digest))
             connection.execute(schema.latest.delete().where(schema.latest.c.token_digest == digest))
+            deleted.append(digest)
             refresh_tokens = schema.refresh_tokens
             grant_id = connection.execute(sa.select(refresh_tokens.c.grant_id).where(refresh_tokens.c.digest == digest, refresh_tokens.c.retired.is_(False))).scalar()
             if grant_id is not None:
-                self._revoke_grants(connection, schema.grants.c.grant_id == grant_id)
+                self._revoke_grants(connection, schema.grants.c.grant_id == grant_id, deleted)
                 connection.execute(refresh_tokens.delete().where(refresh_tokens.c.digest == digest))
 
-        self._tables.run(revoke)
+        deleted: list[bytes] = []
+        self._run(revoke, deleted)
 
     def revoke_grant(self, grant_id: str) -> None:
         """End grant ``grant_id``: its tokens, refresh tokens and unconsumed code are deleted, and
@@ -425,7 +448,8 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             StoreUnavailableError: the database failed; the grant may still be live.
         """
         grants = self._schema.grants
-        self._tables.run(lambda connection: self._revoke_grants(connection, grants.c.grant_id == grant_id))
+        deleted: list[bytes] = []
+        self._run(lambda connection: self._revoke_grants(connection, grants.c.grant_id == grant_id, deleted), deleted)
 
     def revoke_user(self, user_id: str, client_id: str | None = None) -> None:
         """End every grant of ``user_id`` (with ``client_id``: of that client only), with their
@@ -436,7 +460,8 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         """
         grants = self._schema.grants
         condition = grants.c.user_id == user_id if client_id is None else sa.and_(grants.c.user_id == user_id, grants.c.client_id == client_id)
-        self._tables.run(lambda connection: self._revoke_grants(connection, condition))
+        deleted: list[bytes] = []
+        self._run(lambda connection: self._revoke_grants(connection, condition, deleted), deleted)
 
     def revoke_client(self, client_id: str) -> None:
         """End every grant of ``client_id``, with its tokens and unconsumed codes, in one
@@ -446,7 +471,8 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             StoreUnavailableError: the database failed; grants may still be live.
         """
         grants = self._schema.grants
-        self._tables.run(lambda connection: self._revoke_grants(connection, grants.c.client_id == client_id))
+        deleted: list[bytes] = []
+        self._run(lambda connection: self._revoke_grants(connection, grants.c.client_id == client_id, deleted), deleted)
 
     # Codes
 
@@ -498,11 +524,12 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             if row is None:
                 return None
             if row.consumed:
-                self._revoke_grants(connection, grants.c.grant_id == row.grant_id)
+                self._revoke_grants(connection, grants.c.grant_id == row.grant_id, deleted)
                 return _REUSED
             return None if row.revoked is not False else bytes(row.record)
 
-        record = self._tables.run(fetch)
+        deleted: list[bytes] = []
+        record = self._run(fetch, deleted)
         if record is _REUSED:
             raise CodeReplayError("the authorization code was already used; its grant is revoked")
         if record is None:
@@ -548,11 +575,12 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
                 return bytes(record)
             marker = connection.execute(sa.select(codes.c.grant_id).where(codes.c.digest == digest, codes.c.consumed.is_(True), codes.c.expires_at > now)).first()
             if marker is not None:
-                self._revoke_grants(connection, grants.c.grant_id == marker.grant_id)
+                self._revoke_grants(connection, grants.c.grant_id == marker.grant_id, deleted)
                 return _REUSED
             return None
 
-        record = self._tables.run(consume)
+        deleted: list[bytes] = []
+        record = self._run(consume, deleted)
         if record is _REUSED:
             raise CodeReplayError("the authorization code was already used; its grant is revoked")
         if record is None:
@@ -624,14 +652,16 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         if grant is not None and grant.client_id != record.client_id:
             raise RecordValueError("grant_id names a grant of another client")
 
-    def _revoke_grants(self, connection: Connection, which: sa.ColumnElement[bool]) -> None:
+    def _revoke_grants(self, connection: Connection, which: sa.ColumnElement[bool], deleted: list[bytes]) -> None:
         """Mark the grants ``which`` selects revoked and delete what was issued in them (the
-        markers of consumed codes and retired refresh tokens stay: they are how a replay is told)."""
+        markers of consumed codes and retired refresh tokens stay: they are how a replay is told);
+        add the digests of the access tokens deleted to ``deleted``."""
         schema, grants = self._schema, self._schema.grants
         connection.execute(grants.update().where(which, grants.c.revoked.is_(False)).values(revoked=True))
         revoked = sa.select(grants.c.grant_id).where(which)
-        for table in (schema.tokens, schema.latest):
-            connection.execute(table.delete().where(table.c.grant_id.in_(revoked)))
+        tokens = schema.tokens
+        deleted += (bytes(digest) for digest in connection.execute(tokens.delete().where(tokens.c.grant_id.in_(revoked)).returning(tokens.c.digest)).scalars())
+        connection.execute(schema.latest.delete().where(schema.latest.c.grant_id.in_(revoked)))
         connection.execute(schema.refresh_tokens.delete().where(schema.refresh_tokens.c.grant_id.in_(revoked), schema.refresh_tokens.c.retired.is_(False)))
         connection.execute(schema.codes.delete().where(schema.codes.c.grant_id.in_(revoked), schema.codes.c.consumed.is_(False)))
 
