@@ -38,8 +38,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from oauth2_store.integrations.authlib import AuthlibStorage, AuthlibToken
-from oauth2_store.store import LocalClientStore
-from serving import DemoClient, demo_arguments, lifecycle_store, serve
+from serving import DemoClient, demo_arguments, lifecycle_store, registered_clients, serve
 
 REALM = "api"
 ACCESS_TOKEN_SECONDS = 3600
@@ -52,10 +51,8 @@ def build_app(store_url: str, clients: Iterable[DemoClient]) -> Flask:
     Raises:
         ValueError: a bad store URL or client.
     """
-    client_store = LocalClientStore()
-    for client in clients:
-        client_store.add_client(client.client_id, client.secret, [client.redirect_uri])
-    storage = AuthlibStorage(lifecycle_store(store_url), client_store, refresh_token_expires_in=REFRESH_TOKEN_SECONDS, any_secret_method=True)
+    token_store = lifecycle_store(store_url)
+    storage = AuthlibStorage(token_store, registered_clients(token_store, clients), refresh_token_expires_in=REFRESH_TOKEN_SECONDS, any_secret_method=True)
 
     app = Flask(__name__)
     app.config.update(

@@ -37,8 +37,7 @@ from oauthlib.oauth2 import FatalClientError, OAuth2Error, Server
 from oauthlib.oauth2.rfc6749.tokens import random_token_generator
 
 from oauth2_store.integrations.oauthlib import GRANT_TYPES, StoreRequestValidator, access_token_of
-from oauth2_store.store import LocalClientStore
-from serving import DemoClient, StartResponse, WSGIApp, WSGIEnvironment, demo_arguments, lifecycle_store, serve
+from serving import DemoClient, StartResponse, WSGIApp, WSGIEnvironment, demo_arguments, lifecycle_store, registered_clients, serve
 
 ACCESS_TOKEN_SECONDS = 3600
 REFRESH_TOKEN_SECONDS = 30 * 24 * 3600
@@ -56,12 +55,9 @@ def build_server(store_url: str, clients: Iterable[DemoClient]) -> Server:
     Raises:
         ValueError: a bad store URL or client.
     """
-    client_store = LocalClientStore()
-    for client in clients:  # an empty secret makes a public client (token_endpoint_auth_method "none")
-        client_store.add_client(client.client_id, client.secret, [client.redirect_uri])
-    validator = StoreRequestValidator(
-        lifecycle_store(store_url), client_store, refresh_token_expires_in=REFRESH_TOKEN_SECONDS, any_secret_method=True
-    )
+    token_store = lifecycle_store(store_url)
+    # An empty secret makes a public client (token_endpoint_auth_method "none").
+    validator = StoreRequestValidator(token_store, registered_clients(token_store, clients), refresh_token_expires_in=REFRESH_TOKEN_SECONDS, any_secret_method=True)
     server = Server(validator, token_expires_in=ACCESS_TOKEN_SECONDS, refresh_token_generator=random_token_generator)
     # Only what the validator serves: without the implicit grant, response_type=token is
     # unsupported_response_type in the redirect's query (as for Authlib), not in a fragment.

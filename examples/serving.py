@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, NamedTuple
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from oauth2_store import open_store
-from oauth2_store.protocols import LifecycleTokenStoreProtocol
+from oauth2_store.protocols import ClientStoreProtocol, LifecycleTokenStoreProtocol
+from oauth2_store.store import LocalClientStore
+from oauth2_store.store.sql import SqlClientStore, SqlTokenStore
 
 if TYPE_CHECKING:  # typeshed's WSGI types (wsgiref.types is Python 3.11+), the ones Flask's wsgi_app has
     from _typeshed.wsgi import StartResponse as StartResponse, WSGIApplication, WSGIEnvironment as WSGIEnvironment
@@ -59,7 +61,7 @@ def demo_client(value: str) -> DemoClient:
 def demo_arguments(description: str) -> argparse.ArgumentParser:
     """An argument parser with the options every example takes: ``--store``, ``--port``, ``--client``."""
     parser = argparse.ArgumentParser(description=f"{description} (a demo: no login page)")
-    parser.add_argument("--store", default="memory://", help="the token store's URL (default memory://)")
+    parser.add_argument("--store", default="memory://", help="the token store's URL (default memory://; on sqlite:// or postgresql://, clients are kept there too)")
     parser.add_argument("--port", type=int, required=True, help="the port to listen on, on 127.0.0.1")
     parser.add_argument("--client", action="append", default=[], type=demo_client, help="ID:SECRET:REDIRECT_URI, repeatable; empty SECRET: a public client")
     return parser
@@ -78,6 +80,25 @@ def lifecycle_store(url: str) -> LifecycleTokenStoreProtocol:
     if not isinstance(store, LifecycleTokenStoreProtocol):
         raise ValueError(f"{type(store).__name__} does not revoke grants on code replay or refresh-token reuse")
     return store
+
+
+def registered_clients(token_store: LifecycleTokenStoreProtocol, clients: Iterable[DemoClient]) -> ClientStoreProtocol:
+    """A client store holding ``clients``: on a SQL token store, the database's (durable, secrets
+    hashed; the clients are registered again, replacing what was stored under their identifiers),
+    else one in memory.
+
+    Raises:
+        RecordTypeError, RecordValueError: a bad client.
+        StoreUnavailableError: the database failed.
+    """
+    adding: LocalClientStore | SqlClientStore
+    if isinstance(token_store, SqlTokenStore):
+        adding = SqlClientStore(token_store.engine, token_store.prefix)
+    else:
+        adding = LocalClientStore()
+    for client in clients:
+        adding.add_client(client.client_id, client.secret, [client.redirect_uri])
+    return adding
 
 
 def never_a_traceback(app: WSGIApp) -> WSGIApp:

@@ -27,7 +27,7 @@ from tests.memcached_server import MemcachedServer
 from tests.redis_server import RedisServer
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-STORES = ["memory", "memcached", "redis"]
+STORES = ["memory", "memcached", "redis", "sqlite"]
 """The stores every example is tested on: ``params`` of each module's store fixture."""
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
@@ -165,10 +165,14 @@ def running_example(script: Path, arguments: Sequence[str], secrets: Sequence[st
 
 
 def store_url_for(request: pytest.FixtureRequest) -> str:
-    """The store URL of a fixture parametrized over STORES: ``memory://``, or the session's
-    memcached or Redis under a fresh prefix (so servers of different tests never share records)."""
+    """The store URL of a fixture parametrized over STORES: ``memory://``, the session's memcached
+    or Redis under a fresh prefix (so servers of different tests never share records), or a fresh
+    SQLite file (which then keeps the clients too)."""
     if request.param == "memory":
         return "memory://"
+    if request.param == "sqlite":
+        factory: pytest.TempPathFactory = request.getfixturevalue("tmp_path_factory")
+        return f"sqlite:///{factory.mktemp('e2e') / 'store.db'}"
     if request.param == "redis":
         redis_server: RedisServer = request.getfixturevalue("redis_server")
         return f"{redis_server.url}?prefix=e2e-{secrets.token_hex(6)}"

@@ -545,3 +545,29 @@ def test_bad_options_are_a_usage_error(name: str) -> None:
     )
     assert bad_store.returncode == 2 and bad_store.stdout == ""
     assert bad_store.stderr.startswith(f"{script.stem}: bogus://: unknown scheme") and APP.secret not in bad_store.stderr
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_on_sqlite_tokens_and_clients_outlive_the_server(name: str, tmp_path: Path) -> None:
+    """A server on a SQLite file stopped, and started again without any ``--client``: its client
+    still authenticates (its secret hashed in the file), its tokens still work, a rotated refresh
+    token is still reuse."""
+    url = f"sqlite:///{tmp_path / 'durable.db'}"
+    with example_server(SCRIPTS[name], url) as server:
+        flow = Flow(server)
+        token = flow.issue()
+        access, refresh = text(token, "access_token"), text(token, "refresh_token")
+        rotated = flow.refresh(APP, refresh)
+        assert rotated.status_code == 200, rotated.text
+        assert server.stop() == 0
+    with running_example(SCRIPTS[name], ["--store", url], secrets=(APP.secret,)) as again:
+        flow = Flow(again)
+        new_access, new_refresh = text(rotated.json(), "access_token"), text(rotated.json(), "refresh_token")
+        assert flow.me(new_access).status_code == 200
+        flow.refused_bearer(access)  # rotated away before the restart
+        assert error_of(flow.refresh(APP, refresh), 400) == "invalid_grant"  # reuse: the grant ends
+        flow.refused_bearer(new_access)
+        assert flow.token(APP, grant_type="client_credentials").status_code == 200  # the client, from the file
+        assert again.stop() == 0
+    stored = b"".join(path.read_bytes() for path in tmp_path.iterdir())  # the file, and its WAL if one is left
+    assert stored and APP.secret.encode() not in stored

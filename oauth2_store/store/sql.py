@@ -177,6 +177,11 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         """The prefix of the store's table names."""
         return self._schema.prefix
 
+    @property
+    def engine(self) -> Engine:
+        """The engine the store runs on (a :class:`SqlClientStore` can share it)."""
+        return self._database.engine
+
     def migrate(self) -> int:
         """Create the store's tables if the database has none; return the schema version.
 
