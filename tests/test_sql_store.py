@@ -17,6 +17,7 @@ from oauth2_store import AccessToken, AuthorizationCode, Client
 from oauth2_store.cli import main
 from oauth2_store.clock import ManualClock
 from oauth2_store.error import StoreUnavailableError
+from oauth2_store.store import sql
 from oauth2_store.store.sql import SqlClientStore, SqlTokenStore, migrate, sql_engine
 from oauth2_store.store.sql_schema import SCHEMA_VERSION, SqlSchema
 from oauth2_store.testing import LifecycleTokenStoreContract
@@ -240,3 +241,20 @@ def test_migrate_and_purge_commands(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert capsys.readouterr().out.startswith("deleted 6 expired rows under prefix oauth2")  # 3 tokens, 3 grants
     assert main(["purge", "memory://"]) == 1
     assert "is for SQL stores" in capsys.readouterr().err
+
+
+def test_saves_purge_expired_rows_now_and_then(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sql, "PURGE_EVERY", 4)
+    clock = ManualClock(1_000_000)
+    prefix = _prefix()
+    store = SqlTokenStore(engine, prefix, clock=clock)
+    for _ in range(3):
+        store.save_token(AccessToken("client", "password", f"tok-{secrets.token_hex(8)}", {}, 1_000_010))
+    clock.advance(20)
+    schema = SqlSchema(prefix)
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(schema.tokens)).scalar() == 3
+    store.save_token(AccessToken("client", "password", f"tok-{secrets.token_hex(8)}", {}, 1_000_100))  # the 4th save purges
+    with engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(schema.tokens)).scalar() == 1
+        assert connection.execute(sa.select(sa.func.count()).select_from(schema.grants)).scalar() == 1

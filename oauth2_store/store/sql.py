@@ -20,6 +20,8 @@ is newer than this release's is refused (:func:`migrate` creates or checks them 
 from __future__ import annotations
 
 import enum
+import itertools
+import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
@@ -51,6 +53,14 @@ from oauth2_store.store.sql_schema import SCHEMA_VERSION, SqlSchema
 __all__ = ["SqlClientStore", "SqlTokenStore", "migrate", "sql_engine"]
 
 _T = TypeVar("_T")
+
+PURGE_EVERY = 200
+"""Every this many saves (tokens and codes), a store purges expired rows: at most :data:`PURGE_BATCH`."""
+
+PURGE_BATCH = 500
+"""The most rows per table an opportunistic purge deletes: a save that purges costs a bounded extra transaction."""
+
+log = logging.getLogger(__name__)
 
 
 def _digest(secret: str) -> bytes:
@@ -160,6 +170,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         self._clock = clock
         self._reissue_key = None if reissue_key is None else server_key(reissue_key)
         self._listener: Callable[[Sequence[bytes]], None] | None = None
+        self._saves = itertools.count(1)
 
     @property
     def where(self) -> str:
@@ -286,6 +297,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
 
         deleted: list[bytes] = []
         self._run(save, deleted)
+        self._purge_now_and_then()
 
     def fetch_by_token(self, token: str) -> AccessToken:
         """Return the live access token ``token`` (one indexed select: revoking deletes tokens,
@@ -507,6 +519,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             connection.execute(self._database.upsert(codes, row, ["digest"]))
 
         self._tables.run(save)
+        self._purge_now_and_then()
 
     def fetch_by_code(self, code: str) -> AuthorizationCode:
         """Return the live authorization code ``code`` without using it up.
@@ -617,6 +630,17 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             return deleted
 
         return self._tables.run(purge)
+
+    def _purge_now_and_then(self) -> None:
+        """Every :data:`PURGE_EVERY` saves, purge at most :data:`PURGE_BATCH` expired rows per table
+        (its own transaction, after the save committed): the tables stay bounded without a
+        scheduled ``purge``. A failure is logged, not raised: the save itself succeeded."""
+        if next(self._saves) % PURGE_EVERY:
+            return
+        try:
+            self.purge(PURGE_BATCH)
+        except StoreUnavailableError as error:
+            log.warning("opportunistic purge failed: %s", error)
 
     # Grants
 
