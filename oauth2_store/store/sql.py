@@ -328,25 +328,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             CodecError: the stored record is not a valid token record, or not this token's.
             StoreUnavailableError: the database failed.
         """
-        refresh_tokens, grants = self._schema.refresh_tokens, self._schema.grants
-        digest = _digest(refresh_token)
-
-        def fetch(connection: Connection) -> bytes | _Reused | None:
-            now = self._now()
-            row = connection.execute(
-                sa.select(refresh_tokens.c.record, refresh_tokens.c.retired, refresh_tokens.c.grant_id, grants.c.revoked)
-                .join(grants, grants.c.grant_id == refresh_tokens.c.grant_id, isouter=True)
-                .where(refresh_tokens.c.digest == digest, _live(refresh_tokens.c.expires_at, now))
-            ).first()
-            if row is None:
-                return None
-            if row.retired:
-                self._revoke_grants(connection, grants.c.grant_id == row.grant_id, deleted)
-                return _REUSED
-            return None if row.revoked is not False else bytes(row.record)
-
-        deleted: list[bytes] = []
-        record = self._run(fetch, deleted)
+        record = self._unless_used(self._schema.refresh_tokens, "retired", _digest(refresh_token))
         if record is _REUSED:
             raise RefreshTokenReuseError("the refresh token was already used; its grant is revoked")
         if record is None:
@@ -530,24 +512,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             CodecError: the stored record is not a valid code record, or not this code's.
             StoreUnavailableError: the database failed.
         """
-        codes, grants = self._schema.codes, self._schema.grants
-        digest = _digest(code)
-
-        def fetch(connection: Connection) -> bytes | _Reused | None:
-            row = connection.execute(
-                sa.select(codes.c.record, codes.c.consumed, codes.c.grant_id, grants.c.revoked)
-                .join(grants, grants.c.grant_id == codes.c.grant_id, isouter=True)
-                .where(codes.c.digest == digest, codes.c.expires_at > self._now())
-            ).first()
-            if row is None:
-                return None
-            if row.consumed:
-                self._revoke_grants(connection, grants.c.grant_id == row.grant_id, deleted)
-                return _REUSED
-            return None if row.revoked is not False else bytes(row.record)
-
-        deleted: list[bytes] = []
-        record = self._run(fetch, deleted)
+        record = self._unless_used(self._schema.codes, "consumed", _digest(code))
         if record is _REUSED:
             raise CodeReplayError("the authorization code was already used; its grant is revoked")
         if record is None:
@@ -630,6 +595,28 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             return deleted
 
         return self._tables.run(purge)
+
+    def _unless_used(self, table: sa.Table, used: str, digest: bytes) -> bytes | _Reused | None:
+        """The live record under ``digest`` in ``table`` (refresh tokens or codes) if its grant
+        is live; :data:`_REUSED` if the row is a marker (column ``used`` set: retired, consumed),
+        whose grant this then revokes; None if there is no live row or its grant is revoked."""
+        grants = self._schema.grants
+        deleted: list[bytes] = []
+
+        def fetch(connection: Connection) -> bytes | _Reused | None:
+            row = connection.execute(
+                sa.select(table.c.record, table.c[used], table.c.grant_id, grants.c.revoked)
+                .join(grants, grants.c.grant_id == table.c.grant_id, isouter=True)
+                .where(table.c.digest == digest, _live(table.c.expires_at, self._now()))
+            ).first()
+            if row is None:
+                return None
+            if row[1]:
+                self._revoke_grants(connection, grants.c.grant_id == row.grant_id, deleted)
+                return _REUSED
+            return None if row.revoked is not False else bytes(row.record)
+
+        return self._run(fetch, deleted)
 
     def _purge_now_and_then(self) -> None:
         """Every :data:`PURGE_EVERY` saves, purge at most :data:`PURGE_BATCH` expired rows per table
