@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import secrets
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import attrs
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -16,7 +18,7 @@ from sqlalchemy.engine import Engine
 from oauth2_store import AccessToken, AuthorizationCode, Client
 from oauth2_store.cli import main
 from oauth2_store.clock import ManualClock
-from oauth2_store.error import StoreUnavailableError
+from oauth2_store.error import AccessTokenNotFound, ClientNotFoundError, RefreshTokenReuseError, StoreUnavailableError
 from oauth2_store.store import sql
 from oauth2_store.store.sql import SqlClientStore, SqlTokenStore, migrate, sql_engine
 from oauth2_store.store.sql_schema import SCHEMA_VERSION, SqlSchema
@@ -258,3 +260,104 @@ def test_saves_purge_expired_rows_now_and_then(engine: Engine, monkeypatch: pyte
     with engine.connect() as connection:
         assert connection.execute(sa.select(sa.func.count()).select_from(schema.tokens)).scalar() == 1
         assert connection.execute(sa.select(sa.func.count()).select_from(schema.grants)).scalar() == 1
+
+
+def test_a_token_saved_again_for_another_user_is_no_longer_the_first_users_latest(engine: Engine) -> None:
+    store = SqlTokenStore(engine, _prefix(), reissue_key=REISSUE_KEY)
+    token = AccessToken("client", "password", f"tok-{secrets.token_hex(8)}", user_id="alice")
+    store.save_token(token)
+    store.save_token(attrs.evolve(token, user_id="bob"))
+    with pytest.raises(AccessTokenNotFound):
+        store.fetch_existing_token_of_user("client", "password", "alice")
+    assert store.fetch_existing_token_of_user("client", "password", "bob").user_id == "bob"
+
+
+def test_rotating_an_older_refresh_token_keeps_the_token_saved_again_with_a_new_one(engine: Engine) -> None:
+    store = SqlTokenStore(engine, _prefix())
+    first = AccessToken("client", "password", f"tok-{secrets.token_hex(8)}", {}, 2**40, f"ref-{secrets.token_hex(8)}", grant_id="g-shared")
+    again = attrs.evolve(first, refresh_token=f"ref-{secrets.token_hex(8)}")
+    store.save_token(first)
+    store.save_token(again)
+    assert first.refresh_token is not None
+    store.delete_refresh_token(first.refresh_token)
+    assert store.fetch_by_token(first.token) == again
+
+
+def test_a_retired_refresh_token_saved_again_stays_retired(engine: Engine) -> None:
+    """Its row is the reuse marker: a save naming it again cannot make it work again."""
+    store = SqlTokenStore(engine, _prefix())
+    token = AccessToken("client", "password", f"tok-{secrets.token_hex(8)}", {}, 2**40, f"ref-{secrets.token_hex(8)}")
+    store.save_token(token)
+    assert token.refresh_token is not None
+    store.delete_refresh_token(token.refresh_token)
+    store.save_token(attrs.evolve(token, token=f"tok-{secrets.token_hex(8)}"))
+    with pytest.raises(RefreshTokenReuseError):
+        store.fetch_by_refresh_token(token.refresh_token)
+
+
+def test_ids_any_record_allows_and_lookups_no_record_can_match(engine: Engine) -> None:
+    """NUL in a user or client id (PostgreSQL's text refuses it) is stored; a lone surrogate or
+    NUL in a lookup finds nothing instead of failing."""
+    store, clients = SqlTokenStore(engine, _prefix()), SqlClientStore(engine, _prefix())
+    token = AccessToken("client\x00x", "password", f"tok-{secrets.token_hex(8)}", {}, 2**40, user_id="user\x00é")
+    store.save_token(token)
+    assert store.fetch_by_token(token.token) == token
+    for odd in ("a\x00b", "\ud800"):
+        with pytest.raises(ClientNotFoundError):
+            clients.fetch_by_client_id(odd)
+        store.revoke_user(odd, odd)
+        store.revoke_client(odd)
+        store.revoke_grant(odd)
+    store.revoke_user("user\x00é")
+    with pytest.raises(AccessTokenNotFound):
+        store.fetch_by_token(token.token)
+
+
+def test_reads_take_no_write_lock_on_sqlite(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    store = SqlTokenStore(sql_engine(f"sqlite:///{path}", timeout=0.2))
+    token = AccessToken("client", "password", f"tok-{secrets.token_hex(8)}", {}, 2**40)
+    store.save_token(token)
+    writer = sqlite3.connect(path, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+        assert store.fetch_by_token(token.token) == token
+        with pytest.raises(StoreUnavailableError):
+            store.save_token(attrs.evolve(token, token=f"tok-{secrets.token_hex(8)}"))
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        store.close()
+
+
+def test_a_password_in_the_query_string_is_not_in_errors(postgres_server: PostgresServer) -> None:
+    url = f"postgresql://oauth2@127.0.0.1:{free_port()}/db?password=hunter2-query-secret"
+    with pytest.raises(StoreUnavailableError) as caught:
+        SqlTokenStore(sql_engine(url, timeout=1), _prefix()).fetch_by_token("anything")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_processes_starting_together_on_an_empty_database_all_work(postgres_server: PostgresServer) -> None:
+    """Each with its own engine (its own connections), the first calls at once: the tables are
+    created once, and no call fails."""
+    prefix, errors = _prefix(), []
+    start = threading.Barrier(4)
+
+    def first_call() -> None:
+        engine = sql_engine(postgres_server.url)
+        try:
+            store = SqlTokenStore(engine, prefix)
+            start.wait(timeout=30)
+            with pytest.raises(AccessTokenNotFound):
+                store.fetch_by_token("anything")
+        except BaseException as error:  # reported below
+            errors.append(f"{type(error).__name__}: {error}")
+        finally:
+            engine.dispose()
+
+    threads = [threading.Thread(target=first_call) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []

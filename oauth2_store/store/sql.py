@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from oauth2_store._digest import sha256_digest
+from oauth2_store._fields import GRANT_ID
 from oauth2_store.clock import Clock, system_clock
 from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC, CLIENT_CODEC
 from oauth2_store.error import (
@@ -65,6 +66,17 @@ log = logging.getLogger(__name__)
 
 def _digest(secret: str) -> bytes:
     return sha256_digest(secret.encode("utf-8", "surrogatepass"))
+
+
+def _id(identifier: str) -> bytes:
+    """A client or user id as the tables hold it: its UTF-8 bytes. Bytes, not text, so that any id
+    a record allows (NUL included, which PostgreSQL's text refuses) is stored, and a lookup string
+    no record can hold (a lone surrogate) matches nothing instead of failing to encode."""
+    return identifier.encode("utf-8", "surrogatepass")
+
+
+def _optional_id(identifier: str | None) -> bytes | None:
+    return None if identifier is None else _id(identifier)
 
 
 def _owner_digest(client_id: str, grant_type: str, user_id: str | None) -> bytes:
@@ -118,6 +130,8 @@ class _Tables:
         return SCHEMA_VERSION
 
     def _create_or_check(self, connection: Connection) -> None:
+        # Processes starting together on an empty database would each create the tables.
+        self.database.serialize(connection, f"schema {self.schema.prefix}")
         self.schema.metadata.create_all(connection, checkfirst=True)
         version = connection.execute(sa.select(self.schema.version.c.version)).scalar()
         if version is None:
@@ -139,6 +153,12 @@ class _Tables:
         if not self._ready:
             self.ready()
         return self.database.transaction(work)
+
+    def read(self, work: Callable[[Connection], _T]) -> _T:
+        """``work``, which only reads, in one transaction, the tables ready (see :meth:`SqlDatabase.read`)."""
+        if not self._ready:
+            self.ready()
+        return self.database.read(work)
 
 
 class SqlTokenStore(AccessTokenStore, AuthCodeStore):
@@ -246,7 +266,8 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             RecordTypeError: ``access_token`` is not an :class:`~oauth2_store.AccessToken`.
             RecordValueError: its ``grant_id`` names a grant of another client; nothing is stored.
             GrantRevokedError: its grant was revoked; nothing is stored.
-            StoreUnavailableError: the database failed; nothing is stored.
+            StoreUnavailableError: the database failed; nothing is stored, unless the failure came
+                with the commit (then it may be).
         """
         if type(access_token) is not AccessToken:
             require_record(access_token, AccessToken, "save_token")
@@ -256,6 +277,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         sealed_token = seal(secret_key(access_token.token), b"t", payload)
         refresh = access_token.refresh_token
         sealed_refresh = None if refresh is None else seal(secret_key(refresh), b"r", payload)
+        refresh_digest = None if refresh is None else _digest(refresh)
 
         def save(connection: Connection) -> None:
             now = self._now()
@@ -269,18 +291,21 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
                 self._refuse_to_join(connection, access_token)
             tokens, schema = self._schema.tokens, self._schema
             if token_live:
-                row = {"digest": token_digest, "grant_id": access_token.grant_id, "expires_at": access_token.expires_at, "token_digest": None, "record": sealed_token}
+                # token_digest: the refresh token's, so that rotating an older refresh token of a
+                # token saved again does not delete it.
+                row = {"digest": token_digest, "grant_id": access_token.grant_id, "expires_at": access_token.expires_at, "token_digest": refresh_digest, "record": sealed_token}
                 connection.execute(self._database.upsert(tokens, row, ["digest"]))
+                owner = _owner_digest(access_token.client_id, access_token.grant_type, access_token.user_id)
+                # A token saved again for other owners is no longer the latest of the previous ones.
+                connection.execute(schema.latest.delete().where(schema.latest.c.token_digest == token_digest, schema.latest.c.digest != owner))
                 if latest is not None:
-                    owner = _owner_digest(access_token.client_id, access_token.grant_type, access_token.user_id)
                     entry = {"digest": owner, "grant_id": access_token.grant_id, "expires_at": access_token.expires_at, "token_digest": token_digest, "record": latest}
                     connection.execute(self._database.upsert(schema.latest, entry, ["digest"]))
             else:
                 connection.execute(tokens.delete().where(tokens.c.digest == token_digest))
                 connection.execute(schema.latest.delete().where(schema.latest.c.token_digest == token_digest))
                 deleted.append(token_digest)
-            if refresh is not None:
-                refresh_digest = _digest(refresh)
+            if refresh is not None and refresh_digest is not None:
                 if refresh_live and sealed_refresh is not None:
                     row = {
                         "digest": refresh_digest,
@@ -290,7 +315,8 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
                         "retired": False,
                         "record": sealed_refresh,
                     }
-                    connection.execute(self._database.upsert(schema.refresh_tokens, row, ["digest"]))
+                    # A retired refresh token saved again stays retired: its row is the reuse marker.
+                    connection.execute(self._database.upsert(schema.refresh_tokens, row, ["digest"], unless=schema.refresh_tokens.c.retired))
                 else:
                     refresh_tokens = schema.refresh_tokens
                     connection.execute(refresh_tokens.delete().where(refresh_tokens.c.digest == refresh_digest, refresh_tokens.c.retired.is_(False)))
@@ -308,9 +334,11 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             CodecError: the stored record is not a valid token record, or not this token's.
             StoreUnavailableError: the database failed.
         """
-        tokens = self._schema.tokens
-        query = sa.select(tokens.c.record).where(tokens.c.digest == _digest(token), _live(tokens.c.expires_at, self._now()))
-        record = self._tables.run(lambda connection: connection.execute(query).scalar())
+        tokens, digest = self._schema.tokens, _digest(token)
+        # The time read in the transaction: one that waited for a connection reads it as it ends.
+        record = self._tables.read(
+            lambda connection: connection.execute(sa.select(tokens.c.record).where(tokens.c.digest == digest, _live(tokens.c.expires_at, self._now()))).scalar()
+        )
         if record is None:
             raise AccessTokenNotFound("no live access token matches")
         access_token = ACCESS_TOKEN_CODEC.decode(unseal(secret_key(token), b"t", record, sealed_only=True))
@@ -352,13 +380,14 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         if reissue_key is None:
             raise AccessTokenNotFound("this store keeps no token to hand out again: give it a reissue_key")
         latest, tokens = self._schema.latest, self._schema.tokens
-        now = self._now()
-        query = (
-            sa.select(latest.c.record)
-            .join(tokens, tokens.c.digest == latest.c.token_digest)
-            .where(latest.c.digest == _owner_digest(client_id, grant_type, user_id), _live(tokens.c.expires_at, now))
-        )
-        record = self._tables.run(lambda connection: connection.execute(query).scalar())
+        owner = _owner_digest(client_id, grant_type, user_id)
+
+        def read(connection: Connection) -> bytes | None:
+            query = sa.select(latest.c.record).join(tokens, tokens.c.digest == latest.c.token_digest).where(latest.c.digest == owner, _live(tokens.c.expires_at, self._now()))
+            record: bytes | None = connection.execute(query).scalar()
+            return record
+
+        record = self._tables.read(read)
         if record is None:
             raise AccessTokenNotFound("no live access token for this client, grant and user")
         access_token = ACCESS_TOKEN_CODEC.decode(unseal(reissue_key, b"u", record, sealed_only=True))
@@ -382,21 +411,21 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
 
         def retire(connection: Connection) -> bool | _Reused:
             now = self._now()
-            live_grants = sa.select(grants.c.grant_id).where(grants.c.revoked.is_(False))
+            live_grant = sa.exists().where(grants.c.grant_id == refresh_tokens.c.grant_id, grants.c.revoked.is_(False))
             retired = connection.execute(
                 refresh_tokens.update()
                 .where(
                     refresh_tokens.c.digest == digest,
                     refresh_tokens.c.retired.is_(False),
                     _live(refresh_tokens.c.expires_at, now),
-                    refresh_tokens.c.grant_id.in_(live_grants),
+                    live_grant,
                 )
                 .values(retired=True)
                 .returning(refresh_tokens.c.grant_id, refresh_tokens.c.token_digest)
             ).first()
             if retired is not None:
                 tokens = schema.tokens
-                connection.execute(tokens.delete().where(tokens.c.digest == retired.token_digest, tokens.c.grant_id == retired.grant_id))
+                connection.execute(tokens.delete().where(tokens.c.digest == retired.token_digest, tokens.c.token_digest == digest))
                 deleted.append(bytes(retired.token_digest))
                 connection.execute(schema.latest.delete().where(schema.latest.c.token_digest == retired.token_digest))
                 return True
@@ -446,6 +475,8 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         Raises:
             StoreUnavailableError: the database failed; the grant may still be live.
         """
+        if GRANT_ID.fullmatch(grant_id) is None:
+            return  # no grant has such an id (and NUL or a lone surrogate cannot reach the database)
         grants = self._schema.grants
         deleted: list[bytes] = []
         self._run(lambda connection: self._revoke_grants(connection, grants.c.grant_id == grant_id, deleted), deleted)
@@ -458,7 +489,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             StoreUnavailableError: the database failed; grants may still be live.
         """
         grants = self._schema.grants
-        condition = grants.c.user_id == user_id if client_id is None else sa.and_(grants.c.user_id == user_id, grants.c.client_id == client_id)
+        condition = grants.c.user_id == _id(user_id) if client_id is None else sa.and_(grants.c.user_id == _id(user_id), grants.c.client_id == _id(client_id))
         deleted: list[bytes] = []
         self._run(lambda connection: self._revoke_grants(connection, condition, deleted), deleted)
 
@@ -471,7 +502,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         """
         grants = self._schema.grants
         deleted: list[bytes] = []
-        self._run(lambda connection: self._revoke_grants(connection, grants.c.client_id == client_id, deleted), deleted)
+        self._run(lambda connection: self._revoke_grants(connection, grants.c.client_id == _id(client_id), deleted), deleted)
 
     # Codes
 
@@ -483,7 +514,8 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             RecordTypeError: ``authorization_code`` is not an :class:`~oauth2_store.AuthorizationCode`.
             RecordValueError: its ``grant_id`` names a grant of another client; nothing is stored.
             GrantRevokedError: its grant was revoked; nothing is stored.
-            StoreUnavailableError: the database failed; nothing is stored.
+            StoreUnavailableError: the database failed; nothing is stored, unless the failure came
+                with the commit (then it may be).
         """
         if type(authorization_code) is not AuthorizationCode:
             require_record(authorization_code, AuthorizationCode, "save_code")
@@ -498,7 +530,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
                 return
             self._join_grant(connection, authorization_code, authorization_code.expires_at)
             row = {"digest": digest, "grant_id": authorization_code.grant_id, "expires_at": authorization_code.expires_at, "consumed": False, "record": sealed}
-            connection.execute(self._database.upsert(codes, row, ["digest"]))
+            connection.execute(self._database.upsert(codes, row, ["digest"]))  # a code saved again is a new one (as in memory)
 
         self._tables.run(save)
         self._purge_now_and_then()
@@ -547,10 +579,10 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
 
         def consume(connection: Connection) -> bytes | _Reused | None:
             now = self._now()
-            live_grants = sa.select(grants.c.grant_id).where(grants.c.revoked.is_(False))
+            live_grant = sa.exists().where(grants.c.grant_id == codes.c.grant_id, grants.c.revoked.is_(False))
             record = connection.execute(
                 codes.update()
-                .where(codes.c.digest == digest, codes.c.consumed.is_(False), codes.c.expires_at > now, codes.c.grant_id.in_(live_grants))
+                .where(codes.c.digest == digest, codes.c.consumed.is_(False), codes.c.expires_at > now, live_grant)
                 .values(consumed=True)
                 .returning(codes.c.record)
             ).scalar()
@@ -588,10 +620,12 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             deleted = 0
             for table in (schema.tokens, schema.refresh_tokens, schema.codes, schema.latest):
                 expired = sa.select(table.c.digest).where(table.c.expires_at <= now).limit(limit)
-                deleted += connection.execute(table.delete().where(table.c.digest.in_(expired))).rowcount
+                # The expiry again in the outer condition: PostgreSQL re-checks only that one on a
+                # row a concurrent save just extended (and locked), and must then leave it.
+                deleted += connection.execute(table.delete().where(table.c.digest.in_(expired), table.c.expires_at <= now)).rowcount
             grants = schema.grants
             expired_grants = sa.select(grants.c.grant_id).where(grants.c.expires_at <= now).limit(limit)
-            deleted += connection.execute(grants.delete().where(grants.c.grant_id.in_(expired_grants))).rowcount
+            deleted += connection.execute(grants.delete().where(grants.c.grant_id.in_(expired_grants), grants.c.expires_at <= now)).rowcount
             return deleted
 
         return self._tables.run(purge)
@@ -601,9 +635,8 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         is live; :data:`_REUSED` if the row is a marker (column ``used`` set: retired, consumed),
         whose grant this then revokes; None if there is no live row or its grant is revoked."""
         grants = self._schema.grants
-        deleted: list[bytes] = []
 
-        def fetch(connection: Connection) -> bytes | _Reused | None:
+        def fetch(connection: Connection) -> bytes | str | None:
             row = connection.execute(
                 sa.select(table.c.record, table.c[used], table.c.grant_id, grants.c.revoked)
                 .join(grants, grants.c.grant_id == table.c.grant_id, isouter=True)
@@ -612,11 +645,17 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             if row is None:
                 return None
             if row[1]:
-                self._revoke_grants(connection, grants.c.grant_id == row.grant_id, deleted)
-                return _REUSED
+                return str(row.grant_id)  # a marker: its grant is to be revoked
             return None if row.revoked is not False else bytes(row.record)
 
-        return self._run(fetch, deleted)
+        found = self._tables.read(fetch)
+        if not isinstance(found, str):
+            return found
+        # A marker stays until it expires: revoking its grant in a second transaction is as right
+        # as in the first, and keeps the read from taking SQLite's write lock.
+        deleted: list[bytes] = []
+        self._run(lambda connection: self._revoke_grants(connection, grants.c.grant_id == found, deleted), deleted)
+        return _REUSED
 
     def _purge_now_and_then(self) -> None:
         """Every :data:`PURGE_EVERY` saves, purge at most :data:`PURGE_BATCH` expired rows per table
@@ -640,15 +679,15 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             RecordValueError: the grant belongs to another client.
         """
         grants = self._schema.grants
-        row = {"grant_id": record.grant_id, "client_id": record.client_id, "user_id": record.user_id, "revoked": False, "expires_at": expires_at}
-        connection.execute(self._database.insert_if_absent(grants, row, ["grant_id"]))
-        # FOR UPDATE on PostgreSQL (SQLite renders none: BEGIN IMMEDIATE holds the database's lock).
+        row = {"grant_id": record.grant_id, "client_id": _id(record.client_id), "user_id": _optional_id(record.user_id), "revoked": False, "expires_at": expires_at}
+        # One statement creates the row or locks it as it is (a no-op update), and returns it:
+        # nothing (a purge) can take it between the two.
         grant = connection.execute(
-            sa.select(grants.c.client_id, grants.c.revoked, grants.c.expires_at).where(grants.c.grant_id == record.grant_id).with_for_update()
+            self._database.upsert(grants, row, ["grant_id"], keep=True).returning(grants.c.client_id, grants.c.revoked, grants.c.expires_at)
         ).one()
         if grant.revoked:
             raise GrantRevokedError("the record's grant was revoked")
-        if grant.client_id != record.client_id:
+        if bytes(grant.client_id) != _id(record.client_id):
             raise RecordValueError("grant_id names a grant of another client")
         later = _later(grant.expires_at, expires_at)
         if later != grant.expires_at:
@@ -665,7 +704,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         grant = connection.execute(sa.select(grants.c.client_id, grants.c.revoked).where(grants.c.grant_id == record.grant_id)).first()
         if grant is not None and grant.revoked:
             raise GrantRevokedError("the record's grant was revoked")
-        if grant is not None and grant.client_id != record.client_id:
+        if grant is not None and bytes(grant.client_id) != _id(record.client_id):
             raise RecordValueError("grant_id names a grant of another client")
 
     def _revoke_grants(self, connection: Connection, which: sa.ColumnElement[bool], deleted: list[bytes]) -> None:
@@ -674,7 +713,8 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         add the digests of the access tokens deleted to ``deleted``."""
         schema, grants = self._schema, self._schema.grants
         connection.execute(grants.update().where(which, grants.c.revoked.is_(False)).values(revoked=True))
-        revoked = sa.select(grants.c.grant_id).where(which)
+        # Only grants revoked now or before: one committed meanwhile by a save is not touched.
+        revoked = sa.select(grants.c.grant_id).where(which, grants.c.revoked.is_(True))
         tokens = schema.tokens
         deleted += (bytes(digest) for digest in connection.execute(tokens.delete().where(tokens.c.grant_id.in_(revoked)).returning(tokens.c.digest)).scalars())
         connection.execute(schema.latest.delete().where(schema.latest.c.grant_id.in_(revoked)))
@@ -742,7 +782,8 @@ class SqlClientStore(ClientStore):
         Raises:
             RecordTypeError, RecordValueError: as :class:`~oauth2_store.Client` does; nothing is
                 written.
-            StoreUnavailableError: the database failed; nothing is stored.
+            StoreUnavailableError: the database failed; nothing is stored, unless the failure came
+                with the commit (then it may be).
         """
         client = Client(
             client_id,
@@ -753,7 +794,7 @@ class SqlClientStore(ClientStore):
             scopes=scopes,
             token_endpoint_auth_method=token_endpoint_auth_method,
         ).with_hashed_secret()
-        statement = self._tables.database.upsert(self._clients, {"client_id": client.identifier, "record": CLIENT_CODEC.encode(client)}, ["client_id"])
+        statement = self._tables.database.upsert(self._clients, {"client_id": _id(client.identifier), "record": CLIENT_CODEC.encode(client)}, ["client_id"])
         self._tables.run(lambda connection: connection.execute(statement))
         return client
 
@@ -767,8 +808,8 @@ class SqlClientStore(ClientStore):
         """
         if not isinstance(client_id, str):
             raise ClientNotFoundError("no client with that identifier")
-        query = sa.select(self._clients.c.record).where(self._clients.c.client_id == client_id)
-        record = self._tables.run(lambda connection: connection.execute(query).scalar())
+        query = sa.select(self._clients.c.record).where(self._clients.c.client_id == _id(client_id))
+        record = self._tables.read(lambda connection: connection.execute(query).scalar())
         if record is None:
             raise ClientNotFoundError("no client with that identifier")
         client = CLIENT_CODEC.decode(bytes(record))

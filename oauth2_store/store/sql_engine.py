@@ -11,6 +11,7 @@ error's text is never passed on: SQLAlchemy's quotes the statement's parameters.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -32,6 +33,7 @@ ATTEMPTS = 4
 
 _RETRY_SQLSTATES = frozenset({"40001", "40P01"})  # serialization_failure, deadlock_detected
 _SQLITE_BUSY, _SQLITE_LOCKED = 5, 6
+_READ_ONLY = "oauth2_store_read_only"
 
 
 def sql_engine(url: str, *, timeout: float = 5.0) -> Engine:
@@ -74,8 +76,9 @@ def _sqlite_connected(dbapi_connection: sqlite3.Connection, _record: object) -> 
 
 def _sqlite_begin(connection: Connection) -> None:
     # Take the write lock at BEGIN: a transaction that reads and then writes cannot lose the lock
-    # to another writer halfway (which SQLite answers with SQLITE_BUSY, no waiting).
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    # to another writer halfway (which SQLite answers with SQLITE_BUSY, no waiting). A read-only
+    # one takes none: in WAL mode it reads a snapshot and never waits.
+    connection.exec_driver_sql("BEGIN" if connection.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 class SqlDatabase:
@@ -94,7 +97,8 @@ class SqlDatabase:
             raise ValueError(f"no SQL store for {engine.dialect.name!r} databases")
         self.engine = engine
         self.dialect = engine.dialect.name
-        self.where = engine.url.render_as_string(hide_password=True)
+        # Driver, user, host, port and database only: a query string can hold a password too.
+        self.where = engine.url.set(query={}).render_as_string(hide_password=True)
 
     def transaction(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` in one transaction and commit it; run it again (up to :data:`ATTEMPTS`
@@ -102,13 +106,30 @@ class SqlDatabase:
 
         Raises:
             StoreUnavailableError: the database failed, could not be reached, or kept asking for a
-                retry; nothing ``work`` wrote is committed.
+                retry; what ``work`` wrote may be committed only if the failure came with the
+                commit itself (its reply lost).
             Exception: whatever ``work`` raises (after a rollback).
         """
+        return self._attempts(work, read_only=False)
+
+    def read(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work``, which only reads, in one transaction: as :meth:`transaction`, but on
+        SQLite a deferred one, which takes no write lock and waits for no writer.
+
+        Raises:
+            StoreUnavailableError: as :meth:`transaction`.
+            Exception: whatever ``work`` raises.
+        """
+        return self._attempts(work, read_only=True)
+
+    def _attempts(self, work: Callable[[Connection], _T], *, read_only: bool) -> _T:
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                with self.engine.begin() as connection:
-                    return work(connection)
+                with self.engine.connect() as connection:
+                    if read_only:
+                        connection = connection.execution_options(**{_READ_ONLY: True})
+                    with connection.begin():
+                        return work(connection)
             except sa.exc.DBAPIError as error:
                 if attempt < ATTEMPTS and _must_retry(error):
                     time.sleep(0.005 * attempt)  # back off: the rival transaction is finishing
@@ -126,15 +147,23 @@ class SqlDatabase:
         detail = type(original).__name__ + (f" (SQLSTATE {code})" if isinstance(code, str) else "")
         return StoreUnavailableError(f"the SQL database at {self.where} failed: {detail}", self.where)
 
-    def upsert(self, table: sa.Table, values: Mapping[str, object], keys: Sequence[str]) -> sa.Executable:
-        """An ``INSERT`` of ``values`` that replaces the row with the same ``keys`` columns."""
+    def upsert(self, table: sa.Table, values: Mapping[str, object], keys: Sequence[str], *, unless: sa.ColumnElement[bool] | None = None, keep: bool = False) -> sa.Insert:
+        """An ``INSERT`` of ``values`` that replaces the row with the same ``keys`` columns, except
+        where ``unless`` holds of the stored row; with ``keep``, the stored row is left as it is
+        but locked and, with ``RETURNING``, returned (a no-op update of its key)."""
         insert = (postgresql_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert)(table).values(dict(values))
-        return insert.on_conflict_do_update(index_elements=list(keys), set_={name: insert.excluded[name] for name in values if name not in keys})
+        if keep:
+            return insert.on_conflict_do_update(index_elements=list(keys), set_={name: table.c[name] for name in keys})
+        where = None if unless is None else sa.not_(unless)
+        return insert.on_conflict_do_update(index_elements=list(keys), set_={name: insert.excluded[name] for name in values if name not in keys}, where=where)
 
-    def insert_if_absent(self, table: sa.Table, values: Mapping[str, object], keys: Sequence[str]) -> sa.Executable:
-        """An ``INSERT`` of ``values`` that does nothing if a row with the same ``keys`` exists."""
-        insert = (postgresql_dialect.insert if self.dialect == "postgresql" else sqlite_dialect.insert)(table).values(dict(values))
-        return insert.on_conflict_do_nothing(index_elements=list(keys))
+    def serialize(self, connection: Connection, name: str) -> None:
+        """Make transactions that call this with the same ``name`` run one at a time (until this
+        one ends): PostgreSQL's transaction-level advisory lock; on SQLite, every writing
+        transaction already holds the database's lock."""
+        if self.dialect == "postgresql":
+            key = int.from_bytes(hashlib.sha256(f"oauth2-store {name}".encode()).digest()[:8], "big", signed=True)
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
     def close(self) -> None:
         """Close the pooled connections; the next transaction opens new ones."""

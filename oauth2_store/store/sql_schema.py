@@ -67,15 +67,16 @@ class SqlSchema:
             f"{name}grants",
             self.metadata,
             sa.Column("grant_id", sa.String(255), primary_key=True),
-            sa.Column("client_id", sa.Text, nullable=False),
-            sa.Column("user_id", sa.Text, nullable=True),
+            sa.Column("client_id", sa.LargeBinary, nullable=False),  # ids as UTF-8 bytes: any id a record allows
+            sa.Column("user_id", sa.LargeBinary, nullable=True),
             sa.Column("revoked", sa.Boolean, nullable=False),
             sa.Column("expires_at", sa.BigInteger, nullable=True),
             sa.Index(f"{name}grants_client", "client_id"),
             sa.Index(f"{name}grants_user", "user_id"),
             sa.Index(f"{name}grants_expiry", "expires_at"),
         )
-        self.tokens = self._secrets(f"{name}tokens", sa.Column("token_digest", sa.LargeBinary(DIGEST_SIZE), nullable=True))
+        self.tokens = self._secrets(f"{name}tokens", sa.Column("token_digest", sa.LargeBinary(DIGEST_SIZE), nullable=True))  # its refresh token's
+
         self.refresh_tokens = self._secrets(
             f"{name}refresh_tokens",
             sa.Column("token_digest", sa.LargeBinary(DIGEST_SIZE), nullable=False),  # the access token issued with it
@@ -83,10 +84,11 @@ class SqlSchema:
         )
         self.codes = self._secrets(f"{name}codes", sa.Column("consumed", sa.Boolean, nullable=False))
         self.latest = self._secrets(f"{name}latest", sa.Column("token_digest", sa.LargeBinary(DIGEST_SIZE), nullable=False))
+        sa.Index(f"{name}latest_token", self.latest.c.token_digest)  # rotation and revocation delete by it
         self.clients = sa.Table(
             f"{name}clients",
             self.metadata,
-            sa.Column("client_id", sa.Text, primary_key=True),
+            sa.Column("client_id", sa.LargeBinary, primary_key=True),
             sa.Column("record", sa.LargeBinary, nullable=False),
         )
 
