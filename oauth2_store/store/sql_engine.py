@@ -63,7 +63,11 @@ def sql_engine(url: str, *, timeout: float = 5.0) -> Engine:
     if backend == "postgresql":
         if parsed.drivername not in ("postgresql", "postgresql+psycopg"):
             raise ValueError("a PostgreSQL store uses psycopg 3: postgresql:// or postgresql+psycopg://")
-        return sa.create_engine(parsed.set(drivername="postgresql+psycopg"), connect_args={"connect_timeout": max(1, round(timeout))}, pool_size=5, max_overflow=10)
+        # pool_pre_ping: a pooled connection the server closed (a restart while the store was idle)
+        # is replaced before use, not failed on; one short round trip per checkout.
+        return sa.create_engine(
+            parsed.set(drivername="postgresql+psycopg"), connect_args={"connect_timeout": max(1, round(timeout))}, pool_size=5, max_overflow=10, pool_pre_ping=True
+        )
     raise ValueError(f"no SQL store for {backend!r} databases: use sqlite:/// or postgresql://")
 
 
