@@ -45,6 +45,7 @@ from oauth2.web.wsgi import Application
 from oauth2_store.error import StoreUnavailableError
 from oauth2_store.integrations.python_oauth2 import ClientStore, TokenStore
 from oauth2_store.store.keyvalue import KeyValueTokenStore
+from oauth2_store.store.sql import SqlTokenStore
 from serving import DemoClient, StartResponse, WSGIApp, WSGIEnvironment, demo_arguments, lifecycle_store, serve
 
 ACCESS_TOKEN_SECONDS = 3600
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     try:
         store = lifecycle_store(args.store)
-        if args.unique_token and isinstance(store, KeyValueTokenStore) and not store.reissues_tokens:
+        if args.unique_token and isinstance(store, (KeyValueTokenStore, SqlTokenStore)) and not store.reissues_tokens:
             raise ValueError("--unique-token on a shared store needs reissue_key_file=PATH in the store URL (a file of 32 random bytes)")
         token_store = TokenStore(store)
         provider = build_provider(token_store, args.client, dict(args.user), args.unique_token)

@@ -156,7 +156,7 @@ def test_unique_token_hands_out_the_users_live_token_again(store_url: str, tmp_p
         assert refused.returncode == 2 and "reissue_key_file" in refused.stderr, refused.stderr
         key_file = tmp_path / "reissue.key"
         key_file.write_bytes(secrets.token_bytes(32))
-        store_url += f"&reissue_key_file={key_file}"
+        store_url += f"{'&' if '?' in store_url else '?'}reissue_key_file={key_file}"
     with example_server(store_url, "--unique-token") as server:
         first, second = _password_token(server.base), _password_token(server.base)
         assert first["access_token"] == second["access_token"]
