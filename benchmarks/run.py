@@ -1,7 +1,8 @@
 """The benchmark suite's one command: every benchmark, side by side with the alternatives.
 
-Starts its own memcached servers and redis-server on loopback, runs the codec, in-memory, memcached,
-Redis and scale benchmarks, prints the results and writes them to ``RESULTS.md`` (with the machine and the date)
+Starts its own memcached servers, redis-server and PostgreSQL server on loopback, runs the codec,
+in-memory, memcached, Redis, SQL (SQLite and PostgreSQL, and the tiered store) and scale benchmarks,
+prints the results and writes them to ``RESULTS.md`` (with the machine and the date)
 and ``results.png`` (a chart of the ratios and the throughput curve) in ``--out``.
 
 Run: ``make bench`` (or ``.venv/bin/python benchmarks/run.py [--quick] [--out DIR]``; needs the
@@ -15,6 +16,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import sqlite3
 import subprocess
 import sys
 import time
@@ -29,9 +31,11 @@ import matplotlib  # noqa: E402
 import memcache_bench  # noqa: E402
 import redis_bench  # noqa: E402
 import scale_bench  # noqa: E402
+import sql_bench  # noqa: E402
 from harness import FULL, QUICK, Part, Sizes, Target  # noqa: E402
 
 from tests.memcached_server import MemcachedServer, memcached_binary  # noqa: E402
+from tests.postgres_server import PostgresServer, postgres_binaries  # noqa: E402
 from tests.redis_server import RedisServer, redis_binary  # noqa: E402
 
 matplotlib.use("Agg")  # files only, no display
@@ -49,19 +53,23 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     servers = [MemcachedServer(memory_mb=1024).start() for _ in range(3)]
     redis_server = RedisServer()
+    postgres_server = PostgresServer()
     try:
         redis_server.start()
+        postgres_server.start()
         parts = [
             codec_bench.measure(sizes),
             local_store_bench.measure(sizes),
             memcache_bench.measure(sizes, servers[0]),
             redis_bench.measure(sizes, redis_server),
+            sql_bench.measure(sizes, postgres_server, servers[0]),
         ]
         scale = scale_bench.measure(sizes, [server.address for server in servers])
     finally:
         for server in servers:
             server.stop()
         redis_server.remove()  # stops it and deletes its directory
+        postgres_server.remove()  # likewise
     args.out.mkdir(parents=True, exist_ok=True)
     results = _markdown(parts, scale, sizes, quick=args.quick, minutes=(time.monotonic() - started) / 60)
     (args.out / "RESULTS.md").write_text(results)
@@ -107,14 +115,18 @@ def _machine(minutes: float) -> str:
     memcached = subprocess.run([memcached_binary(), "-V"], capture_output=True, text=True, check=True).stdout.strip()
     redis = subprocess.run([redis_binary(), "--version"], capture_output=True, text=True, check=True).stdout.split()
     redis_version = next((word.removeprefix("v=") for word in redis if word.startswith("v=")), " ".join(redis))
-    versions = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in ("oauth2-store", "attrs", "pymemcache", "python-memcached", "redis", "python-oauth2"))
+    postgres = subprocess.run([postgres_binaries()["postgres"], "--version"], capture_output=True, text=True, check=True).stdout.split()
+    postgres_version = postgres[2] if postgres[1:2] == ["(PostgreSQL)"] and len(postgres) > 2 else " ".join(postgres)  # postgres (PostgreSQL) 15.18 ...
+    packages = ("oauth2-store", "attrs", "pymemcache", "python-memcached", "redis", "sqlalchemy", "psycopg", "python-oauth2")
+    versions = ", ".join(f"{name} {importlib.metadata.version(name)}" for name in packages)
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return "\n".join(
         [
             f"- **Date:** {date} (the run took {minutes:.1f} min)",
             f"- **Machine:** {cpu}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
             f"- **Python:** {platform.python_implementation()} {platform.python_version()}; {versions}",
-            f"- **Servers:** {memcached} and redis-server {redis_version}, on loopback, started by the benchmark",
+            f"- **Servers:** {memcached}, redis-server {redis_version} and PostgreSQL {postgres_version}, on loopback, started by the benchmark; "
+            f"SQLite {sqlite3.sqlite_version} (a file in a temporary directory)",
         ]
     )
 

@@ -23,12 +23,12 @@ def test_benchmark_command_writes_results_and_chart(tmp_path: Path) -> None:
     results = (tmp_path / "RESULTS.md").read_text()
     assert results in result.stdout
     assert "Quick run" in results
-    for heading in ("## Targets", "### Codec", "### In memory", "### Memcached", "### Redis", "### Scale"):
+    for heading in ("## Targets", "### Codec", "### In memory", "### Memcached", "### Redis", "### SQL", "### Scale"):
         assert heading in results
-    for contender in ("python-oauth2 1.1.1", "bare dict", "bare dict + expiry check", "raw pymemcache get", "raw redis-py GET", "pickle.loads (protocol 0)", "json.dumps"):
+    for contender in ("python-oauth2 1.1.1", "bare dict", "bare dict + expiry check", "raw pymemcache get", "raw redis-py GET", "raw SQLAlchemy select", "TieredTokenStore, hit, cold", "pickle.loads (protocol 0)", "json.dumps"):
         assert f"| {contender} |" in results
     targets = re.findall(r"^\| (.+?) \| ([\d.]+)x \| ([\d.]+)x \| (yes|\*\*no\*\*) \|$", results, re.MULTILINE)
-    # 6 in memory (3 operations x 2 references); memcached: 2 saves, 3 fetches, 1 size; Redis: 2 fetches.
+    # 6 in memory (3 operations x 2 references); memcached: 2 saves, 3 fetches, 1 size; Redis: 2 fetches; SQL: none.
     assert len(targets) == 14, results
     for goal, ratio, limit, met in targets:
         assert float(ratio) > 0
