@@ -13,7 +13,7 @@ import importlib
 from collections.abc import Callable
 from typing import Protocol, cast
 
-__all__ = ["sha256_digest"]
+__all__ = ["owner_digest", "secret_digest", "sha256_digest"]
 
 
 class _Hash(Protocol):
@@ -40,3 +40,17 @@ _SHA256 = _builtin_sha256()
 def sha256_digest(data: bytes) -> bytes:
     """The SHA-256 digest of ``data`` (32 bytes), as ``hashlib.sha256(data).digest()``."""
     return _SHA256(data).digest()
+
+
+def secret_digest(secret: str) -> bytes:
+    """The digest a store keys ``secret`` (a token, refresh token, code or id) by. surrogatepass:
+    a lookup string no record can hold (a lone surrogate) digests to bytes no stored record's
+    UTF-8 gives, so it is a miss, not a UnicodeEncodeError."""
+    return _SHA256(secret.encode("utf-8", "surrogatepass")).digest()
+
+
+def owner_digest(client_id: str, grant_type: str, user_id: str | None) -> bytes:
+    """The digest of a (client, grant type, user) triple, length-prefixed so that no two triples
+    give the same string: the key of the latest token saved for them."""
+    user = "-" if user_id is None else f"{len(user_id)}:{user_id}"
+    return secret_digest(f"{len(client_id)}:{client_id}{len(grant_type)}:{grant_type}{user}")

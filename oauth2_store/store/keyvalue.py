@@ -51,7 +51,7 @@ from typing import Literal, Protocol
 
 import attrs
 
-from oauth2_store._digest import sha256_digest
+from oauth2_store._digest import owner_digest, secret_digest
 from oauth2_store.clock import Clock
 from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC
 from oauth2_store.error import (
@@ -271,14 +271,10 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         self._connection.close()
 
     def _key(self, kind: _Kind, secret: str) -> str:
-        # surrogatepass: a lookup string no record can hold (a lone surrogate) is a miss, not a
-        # UnicodeEncodeError; its bytes are not UTF-8, so they never match a stored record's.
-        return self._digest_key(kind, sha256_digest(secret.encode("utf-8", "surrogatepass")))
+        return self._digest_key(kind, secret_digest(secret))
 
     def _user_key(self, client_id: str, grant_type: str, user_id: str | None) -> str:
-        # Length-prefixed, so no two (client, grant, user) triples give the same string.
-        user = "-" if user_id is None else f"{len(user_id)}:{user_id}"
-        return self._key("u", f"{len(client_id)}:{client_id}{len(grant_type)}:{grant_type}{user}")
+        return self._digest_key("u", owner_digest(client_id, grant_type, user_id))
 
     def _digest_key(self, kind: _Kind, digest: bytes) -> str:
         if self._hash_tags:  # Redis Cluster: the keys of one secret (a code and its marker) share a slot
@@ -337,7 +333,7 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         if not writes:  # nothing live: nothing joins the grant
             self._write(writes, deletes)
             return
-        member = _MEMBER.pack(_digest(access_token.token), 0 if life is None else max(life, 0))
+        member = _MEMBER.pack(secret_digest(access_token.token), 0 if life is None else max(life, 0))
         grant_key = self._grant_key(access_token.grant_id)
         started = self._join_grant(access_token.grant_id, access_token.client_id, access_token.user_id, member, _expiration_or_never(life, now))
         self._write(writes, deletes)
@@ -430,14 +426,14 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
             GrantRevokedError: the entry exists and is revoked (checked only for a code, which
                 has no member: a member's save checks after writing).
         """
-        grant_digest = _digest(grant_id)
+        grant_digest = secret_digest(grant_id)
         grant_key = self._digest_key("g", grant_digest)
         if member and self._connection.append(grant_key, member):
             return False  # save_token checks the entry (its client, its state) after writing
         epoch_keys = self._epoch_keys(client_id, user_id)
         epochs = self._current_epochs(epoch_keys)
         epochs += [_NO_EPOCH] * (3 - len(epochs))
-        header = _GRANT_HEADER.pack(b"L", _digest(client_id), *epochs)
+        header = _GRANT_HEADER.pack(b"L", secret_digest(client_id), *epochs)
         if self._connection.add(grant_key, header + member, expire):
             for index_key in self._index_keys(client_id, user_id):
                 self._index(index_key, grant_digest)
@@ -478,7 +474,7 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         entry = _GrantEntry.parse(value)
         if entry.revoked:
             return None
-        if entry.client != _digest(client_id):
+        if entry.client != secret_digest(client_id):
             if saving:
                 raise RecordValueError("grant_id names a grant of another client")
             raise CodecError("a grant entry of another client than its record: the stored state is corrupt")
@@ -523,7 +519,7 @@ class KeyValueTokenStore(AccessTokenStore, AuthCodeStore):
         """
         epoch = f"u:{user_id}" if client_id is None else f"uc:{len(user_id)}:{user_id}{client_id}"
         self._connection.set_many({self._key("e", epoch): secrets.token_bytes(_EPOCH_SIZE)}, 0)
-        self._revoke_indexed(self._index_keys(None, user_id)[0], None if client_id is None else _digest(client_id))
+        self._revoke_indexed(self._index_keys(None, user_id)[0], None if client_id is None else secret_digest(client_id))
 
     def revoke_client(self, client_id: str) -> None:
         """End every grant of ``client_id``: a new epoch refuses its refresh tokens and codes at
@@ -886,10 +882,6 @@ class _GrantEntry:
                 return None
             latest = max(latest, expires_at)
         return latest
-
-
-def _digest(secret: str) -> bytes:
-    return sha256_digest(secret.encode("utf-8", "surrogatepass"))
 
 
 def _later(first: int | None, second: int | None) -> int | None:

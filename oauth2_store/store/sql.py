@@ -29,7 +29,7 @@ from typing import TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from oauth2_store._digest import sha256_digest
+from oauth2_store._digest import owner_digest, secret_digest
 from oauth2_store._fields import GRANT_ID
 from oauth2_store.clock import Clock, system_clock
 from oauth2_store.codec import ACCESS_TOKEN_CODEC, AUTH_CODE_CODEC, CLIENT_CODEC
@@ -64,10 +64,6 @@ PURGE_BATCH = 500
 log = logging.getLogger(__name__)
 
 
-def _digest(secret: str) -> bytes:
-    return sha256_digest(secret.encode("utf-8", "surrogatepass"))
-
-
 def _id(identifier: str) -> bytes:
     """A client or user id as the tables hold it: its UTF-8 bytes. Bytes, not text, so that any id
     a record allows (NUL included, which PostgreSQL's text refuses) is stored, and a lookup string
@@ -77,12 +73,6 @@ def _id(identifier: str) -> bytes:
 
 def _optional_id(identifier: str | None) -> bytes | None:
     return None if identifier is None else _id(identifier)
-
-
-def _owner_digest(client_id: str, grant_type: str, user_id: str | None) -> bytes:
-    # Length-prefixed, so no two (client, grant, user) triples give the same string.
-    user = "-" if user_id is None else f"{len(user_id)}:{user_id}"
-    return _digest(f"{len(client_id)}:{client_id}{len(grant_type)}:{grant_type}{user}")
 
 
 def _live(column: sa.ColumnElement[int | None], now: int) -> sa.ColumnElement[bool]:
@@ -272,12 +262,12 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         if type(access_token) is not AccessToken:
             require_record(access_token, AccessToken, "save_token")
         payload = ACCESS_TOKEN_CODEC.encode(access_token)
-        token_digest = _digest(access_token.token)
+        token_digest = secret_digest(access_token.token)
         latest = None if self._reissue_key is None else seal(self._reissue_key, b"u", payload)
         sealed_token = seal(secret_key(access_token.token), b"t", payload)
         refresh = access_token.refresh_token
         sealed_refresh = None if refresh is None else seal(secret_key(refresh), b"r", payload)
-        refresh_digest = None if refresh is None else _digest(refresh)
+        refresh_digest = None if refresh is None else secret_digest(refresh)
 
         def save(connection: Connection) -> None:
             now = self._now()
@@ -295,10 +285,10 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
                 # token saved again does not delete it.
                 row = {"digest": token_digest, "grant_id": access_token.grant_id, "expires_at": access_token.expires_at, "token_digest": refresh_digest, "record": sealed_token}
                 connection.execute(self._database.upsert(tokens, row, ["digest"]))
-                owner = _owner_digest(access_token.client_id, access_token.grant_type, access_token.user_id)
-                # A token saved again for other owners is no longer the latest of the previous ones.
-                connection.execute(schema.latest.delete().where(schema.latest.c.token_digest == token_digest, schema.latest.c.digest != owner))
-                if latest is not None:
+                if latest is not None:  # a store without a reissue key writes no latest entries
+                    owner = owner_digest(access_token.client_id, access_token.grant_type, access_token.user_id)
+                    # A token saved again for other owners is no longer the latest of the previous ones.
+                    connection.execute(schema.latest.delete().where(schema.latest.c.token_digest == token_digest, schema.latest.c.digest != owner))
                     entry = {"digest": owner, "grant_id": access_token.grant_id, "expires_at": access_token.expires_at, "token_digest": token_digest, "record": latest}
                     connection.execute(self._database.upsert(schema.latest, entry, ["digest"]))
             else:
@@ -334,7 +324,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             CodecError: the stored record is not a valid token record, or not this token's.
             StoreUnavailableError: the database failed.
         """
-        tokens, digest = self._schema.tokens, _digest(token)
+        tokens, digest = self._schema.tokens, secret_digest(token)
         # The time read in the transaction: one that waited for a connection reads it as it ends.
         record = self._tables.read(
             lambda connection: connection.execute(sa.select(tokens.c.record).where(tokens.c.digest == digest, _live(tokens.c.expires_at, self._now()))).scalar()
@@ -356,7 +346,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             CodecError: the stored record is not a valid token record, or not this token's.
             StoreUnavailableError: the database failed.
         """
-        record = self._unless_used(self._schema.refresh_tokens, "retired", _digest(refresh_token))
+        record = self._unless_used(self._schema.refresh_tokens, "retired", secret_digest(refresh_token))
         if record is _REUSED:
             raise RefreshTokenReuseError("the refresh token was already used; its grant is revoked")
         if record is None:
@@ -380,7 +370,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         if reissue_key is None:
             raise AccessTokenNotFound("this store keeps no token to hand out again: give it a reissue_key")
         latest, tokens = self._schema.latest, self._schema.tokens
-        owner = _owner_digest(client_id, grant_type, user_id)
+        owner = owner_digest(client_id, grant_type, user_id)
 
         def read(connection: Connection) -> bytes | None:
             query = sa.select(latest.c.record).join(tokens, tokens.c.digest == latest.c.token_digest).where(latest.c.digest == owner, _live(tokens.c.expires_at, self._now()))
@@ -407,7 +397,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             StoreUnavailableError: the database failed; it may or may not be retired.
         """
         refresh_tokens, grants, schema = self._schema.refresh_tokens, self._schema.grants, self._schema
-        digest = _digest(refresh_token)
+        digest = secret_digest(refresh_token)
 
         def retire(connection: Connection) -> bool | _Reused:
             now = self._now()
@@ -453,7 +443,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             StoreUnavailableError: the database failed; the token may still work.
         """
         check_token_type_hint(token_type_hint)
-        schema, digest = self._schema, _digest(token)
+        schema, digest = self._schema, secret_digest(token)
 
         def revoke(connection: Connection) -> None:
             connection.execute(schema.tokens.delete().where(schema.tokens.c.digest == digest))
@@ -520,7 +510,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
         if type(authorization_code) is not AuthorizationCode:
             require_record(authorization_code, AuthorizationCode, "save_code")
         codes = self._schema.codes
-        digest = _digest(authorization_code.code)
+        digest = secret_digest(authorization_code.code)
         sealed = seal(secret_key(authorization_code.code), b"c", AUTH_CODE_CODEC.encode(authorization_code))
 
         def save(connection: Connection) -> None:
@@ -544,7 +534,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             CodecError: the stored record is not a valid code record, or not this code's.
             StoreUnavailableError: the database failed.
         """
-        record = self._unless_used(self._schema.codes, "consumed", _digest(code))
+        record = self._unless_used(self._schema.codes, "consumed", secret_digest(code))
         if record is _REUSED:
             raise CodeReplayError("the authorization code was already used; its grant is revoked")
         if record is None:
@@ -559,7 +549,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             StoreUnavailableError: the database failed; the code may still be there.
         """
         codes = self._schema.codes
-        statement = codes.delete().where(codes.c.digest == _digest(code), codes.c.consumed.is_(False))
+        statement = codes.delete().where(codes.c.digest == secret_digest(code), codes.c.consumed.is_(False))
         self._tables.run(lambda connection: connection.execute(statement))
 
     def consume_code(self, code: str) -> AuthorizationCode:
@@ -575,7 +565,7 @@ class SqlTokenStore(AccessTokenStore, AuthCodeStore):
             StoreUnavailableError: the database failed; the code may or may not be consumed.
         """
         codes, grants = self._schema.codes, self._schema.grants
-        digest = _digest(code)
+        digest = secret_digest(code)
 
         def consume(connection: Connection) -> bytes | _Reused | None:
             now = self._now()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 
-from oauth2_store._digest import sha256_digest
+from oauth2_store._digest import secret_digest
 from oauth2_store.error import StoreUnavailableError
 from oauth2_store.models import AccessToken, AuthorizationCode, require_record
 from oauth2_store.protocols import TokenTypeHint
@@ -145,4 +145,4 @@ class TieredTokenStore(AccessTokenStore, AuthCodeStore):
         database's error is the one to report: the token was never handed out, and its cache key
         expires with it."""
         with contextlib.suppress(StoreUnavailableError):
-            self.cache.uncache_access_tokens([sha256_digest(access_token.token.encode("utf-8", "surrogatepass"))])
+            self.cache.uncache_access_tokens([secret_digest(access_token.token)])
